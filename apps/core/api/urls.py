@@ -1,0 +1,3 @@
+"""Core API routes (none yet beyond the probes, which live at the root)."""
+
+urlpatterns: list = []

@@ -1,0 +1,180 @@
+"""The administrative tree 新区 → 新城 → 街道/镇 → 社区/村/企业.
+
+Parent FK plus a materialised ``path`` of codes (``/xixian/fengdong/fd-sanqiao/``):
+subtree queries are one indexed ``path LIKE 'prefix%'`` and the scope rule
+(``apps.core.scoping``) needs nothing else. django-mptt is unmaintained and the tree
+is small and rarely edited, so no tree library (STYLE section 2).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.models import BaseModel
+from apps.core.scoping import restrict
+
+
+class RegionLevel(models.TextChoices):
+    NEW_AREA = "new_area", _("New area")
+    NEW_TOWN = "new_town", _("New town")
+    STREET = "street", _("Street / town")
+    UNIT = "unit", _("Community / village / enterprise")
+
+
+class RegionKind(models.TextChoices):
+    """What the region is, finer than its level (a 镇 and a 街道 are both streets)."""
+
+    NEW_AREA = "new_area", _("New area")
+    NEW_TOWN = "new_town", _("New town")
+    SUBDISTRICT = "subdistrict", _("Subdistrict (街道)")
+    TOWN = "town", _("Town (镇)")
+    COMMUNITY = "community", _("Community")
+    VILLAGE = "village", _("Village")
+    ENTERPRISE = "enterprise", _("Enterprise")
+
+
+class Management(models.TextChoices):
+    DIRECT = "direct", _("Directly managed")
+    SHARED_XIANYANG = "shared_xianyang", _("Shared zone, managed by Xianyang")
+    HISTORICAL = "historical", _("Historical, no longer managed")
+
+
+class Confidence(models.TextChoices):
+    A = "A", _("Solid")
+    B = "B", _("Probable")
+    C = "C", _("Inferred or estimated")
+
+
+LEVEL_DEPTH = {
+    RegionLevel.NEW_AREA: 0,
+    RegionLevel.NEW_TOWN: 1,
+    RegionLevel.STREET: 2,
+    RegionLevel.UNIT: 3,
+}
+
+
+class RegionQuerySet(models.QuerySet["Region"]):
+    def visible_to(self, user: object) -> RegionQuerySet:
+        """Regions inside the user's scope (the one visibility rule, apps.core.scoping)."""
+        return restrict(self, user, "path")
+
+    def subtree(self, region: Region, *, include_self: bool = True) -> RegionQuerySet:
+        qs = self.filter(path__startswith=region.path)
+        return qs if include_self else qs.exclude(pk=region.pk)
+
+    def active(self) -> RegionQuerySet:
+        return self.filter(is_active=True)
+
+
+class Region(BaseModel):
+    """A node of the Xixian administrative tree; every scoped object points at one."""
+
+    Level = RegionLevel
+    Kind = RegionKind
+    Management = Management
+
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    name_zh = models.CharField(_("Chinese name"), max_length=100)
+    name_en = models.CharField(_("English name"), max_length=100, blank=True)
+    level = models.CharField(_("level"), max_length=16, choices=RegionLevel.choices)
+    kind = models.CharField(_("kind"), max_length=16, choices=RegionKind.choices)
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("parent"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+    )
+    path = models.CharField(_("path"), max_length=255, unique=True, editable=False)
+    depth = models.PositiveSmallIntegerField(_("depth"), editable=False)
+    nbs_code = models.CharField(
+        _("NBS statistical code"),
+        max_length=12,
+        blank=True,
+        help_text=_("2023 统计用区划代码; streets still sit under their legacy districts."),
+    )
+    legacy_district = models.CharField(_("legacy district"), max_length=20, blank=True)
+    management = models.CharField(
+        _("management"), max_length=20, choices=Management.choices, default=Management.DIRECT
+    )
+    centre_lat = models.FloatField(_("centre latitude"), null=True, blank=True)
+    centre_lng = models.FloatField(_("centre longitude"), null=True, blank=True)
+    estimated = models.BooleanField(
+        _("coordinates estimated"),
+        default=True,
+        help_text=_("Hand-estimated centre or boundary; verify against official GIS."),
+    )
+    accuracy_km = models.FloatField(_("accuracy (km)"), null=True, blank=True)
+    boundary = models.JSONField(
+        _("boundary (GeoJSON)"),
+        null=True,
+        blank=True,
+        help_text=_("A GeoJSON Polygon or MultiPolygon geometry in WGS84."),
+    )
+    confidence = models.CharField(
+        _("confidence"), max_length=1, choices=Confidence.choices, default=Confidence.B
+    )
+    sources = models.JSONField(_("sources"), default=list, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    objects = RegionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("region")
+        verbose_name_plural = _("regions")
+        ordering = ["path"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(level__in=RegionLevel.values), name="regions_region_level_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=RegionKind.values), name="regions_region_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(management__in=Management.values),
+                name="regions_region_mgmt_valid",
+            ),
+            # Only the root may lack a parent.
+            models.CheckConstraint(
+                condition=Q(parent__isnull=False) | Q(level=RegionLevel.NEW_AREA),
+                name="regions_region_parent_required",
+            ),
+            models.CheckConstraint(
+                condition=(Q(centre_lat__isnull=True) & Q(centre_lng__isnull=True))
+                | (
+                    Q(centre_lat__gte=-90, centre_lat__lte=90)
+                    & Q(centre_lng__gte=-180, centre_lng__lte=180)
+                ),
+                name="regions_region_centre_valid",
+            ),
+            # Sibling names are unique (netbox dcim/models/sites.py pattern).
+            models.UniqueConstraint(
+                fields=["parent", "name_zh"], name="regions_region_sibling_name_uniq"
+            ),
+        ]
+        indexes = [
+            # Point → street lookup scans the active streets only.
+            models.Index(
+                fields=["level"], name="regions_region_active_lvl_idx", condition=Q(is_active=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name_zh
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        # path/depth are derived columns of parent+code, kept here so no write path can
+        # leave them stale; moving a node is a service (it must rewrite the subtree).
+        self.path = f"{self.parent.path if self.parent else '/'}{self.code}/"
+        self.depth = self.path.count("/") - 2
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "path", "depth"}  # type: ignore[misc]
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def has_centre(self) -> bool:
+        return self.centre_lat is not None and self.centre_lng is not None

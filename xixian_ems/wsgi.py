@@ -1,0 +1,9 @@
+"""WSGI entry point (REST only; WebSockets need the ASGI application)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "xixian_ems.settings.local")
+
+application = get_wsgi_application()
