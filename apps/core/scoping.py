@@ -64,7 +64,7 @@ _resolver: Callable[[Any], Scope] | None = None
 
 
 def register_scope_resolver(resolver: Callable[[Any], Scope]) -> None:
-    global _resolver  # noqa: PLW0603 - a registry set once at start-up
+    global _resolver
     _resolver = resolver
 
 

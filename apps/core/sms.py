@@ -42,7 +42,7 @@ class ConsoleSmsBackend(BaseSmsBackend):
 class LocmemSmsBackend(BaseSmsBackend):
     """Keeps messages in ``LocmemSmsBackend.outbox`` for tests to read."""
 
-    outbox: list[SmsMessage] = []  # noqa: RUF012 - a shared test outbox, like mail.outbox
+    outbox: list[SmsMessage] = []
 
     def send(self, phone: str, text: str) -> None:
         self.outbox.append(SmsMessage(phone=phone, text=text))

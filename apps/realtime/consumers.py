@@ -21,23 +21,22 @@ class PingConsumer(AsyncJsonWebsocketConsumer):
     """
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(
-                code=CLOSE_TOKEN_INVALID
-                if self.scope.get("auth_error") == "token_invalid"
-                else CLOSE_NOT_AUTHENTICATED
-            )
-            return
         subprotocol = next(
-            (
-                p
-                for p in self.scope.get("subprotocols") or []
-                if p.startswith(SUBPROTOCOL_PREFIX)
-            ),
+            (p for p in self.scope.get("subprotocols") or [] if p.startswith(SUBPROTOCOL_PREFIX)),
             None,
         )
+        # Accept first, then close with an application code: closing before the
+        # handshake completes reaches a real client only as an HTTP 403, and the app
+        # must tell "log in again" (4401/4403) from a network error.
         await self.accept(subprotocol=subprotocol)
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            error = self.scope.get("auth_error") or "not_authenticated"
+            await self.send_json({"type": "error", "code": error})
+            await self.close(
+                code=CLOSE_TOKEN_INVALID if error == "token_invalid" else CLOSE_NOT_AUTHENTICATED
+            )
+            return
         await self.send_json({"type": "hello", "user_id": user.pk})
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:

@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from xixian_ems.settings.base import *  # noqa: F403
+from xixian_ems.settings.base import *
 from xixian_ems.settings.base import SIMPLE_JWT, env, env_secret
 
 DEBUG = False

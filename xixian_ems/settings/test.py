@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
-from xixian_ems.settings.base import *  # noqa: F403
+from xixian_ems.settings.base import *
 from xixian_ems.settings.base import env
 
 
@@ -62,6 +62,11 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 REDIS_URL = ""
 
+# No collectstatic in tests: the manifest storage would refuse unknown files.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SMS_BACKEND = "apps.core.sms.LocmemSmsBackend"
 LANGUAGE_CODE = "en"
