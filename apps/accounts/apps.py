@@ -1,4 +1,7 @@
+from __future__ import annotations
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -8,7 +11,15 @@ class AccountsConfig(AppConfig):
     verbose_name = _("Accounts")
 
     def ready(self) -> None:
+        from apps.accounts.roles import ensure_role_groups_after_migrate
         from apps.accounts.scoping import resolve_scope
         from apps.core.scoping import register_scope_resolver
 
         register_scope_resolver(resolve_scope)
+        # Wiring, not domain behaviour: the role groups follow the permissions that
+        # exist after each migrate (accounts migrates after regions, so both are there).
+        post_migrate.connect(
+            ensure_role_groups_after_migrate,
+            sender=self,
+            dispatch_uid="accounts.ensure_role_groups",
+        )

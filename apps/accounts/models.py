@@ -24,6 +24,16 @@ class Role(models.TextChoices):
 STAFF_ROLES = frozenset({Role.OPERATOR, Role.COMMANDER, Role.DEPARTMENT_LIAISON, Role.ADMIN})
 # Roles that work in the field through the mobile app.
 FIELD_ROLES = frozenset({Role.RESPONDER, Role.TEAM_LEADER})
+# Seniority, for "who may grant what": nobody grants a role above their own.
+ROLE_RANK: dict[str, int] = {
+    Role.CITIZEN: 0,
+    Role.RESPONDER: 1,
+    Role.TEAM_LEADER: 2,
+    Role.DEPARTMENT_LIAISON: 3,
+    Role.OPERATOR: 3,
+    Role.COMMANDER: 4,
+    Role.ADMIN: 5,
+}
 
 
 class User(AbstractUser):
@@ -43,13 +53,26 @@ class User(AbstractUser):
         verbose_name = _("user")
         verbose_name_plural = _("users")
         ordering = ["id"]
+        constraints = [
+            # Normalised by apps.accounts.phones before every write; a raw "138..." row
+            # would never match a login and would dodge the unique index.
+            models.CheckConstraint(
+                condition=Q(phone__isnull=True) | Q(phone__regex=r"^\+[1-9][0-9]{6,14}$"),
+                name="accounts_user_phone_e164",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.display_name or self.username
 
 
 class Membership(BaseModel):
-    """``user`` holds ``role`` in ``region`` and everything below it (the scope unit)."""
+    """``user`` holds ``role`` in ``region`` and everything below it (the scope unit).
+
+    Revoking deactivates the row instead of deleting it, so "who was on duty where" stays
+    answerable. Written only through ``services.membership_grant``/``membership_revoke``,
+    which keep ``User.is_staff`` and the role groups in step.
+    """
 
     Role = Role
 
@@ -64,6 +87,14 @@ class Membership(BaseModel):
     )
     role = models.CharField(_("role"), max_length=24, choices=Role.choices)
     is_active = models.BooleanField(_("active"), default=True)
+    granted_by = models.ForeignKey(
+        User,
+        verbose_name=_("granted by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
 
     class Meta:
         verbose_name = _("membership")

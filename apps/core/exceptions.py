@@ -56,7 +56,13 @@ def _field_errors(detail: Any) -> Any:
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF ``EXCEPTION_HANDLER``: every error becomes the envelope."""
     if isinstance(exc, ApplicationError):
-        return Response(envelope(exc.code, exc.message, exc.extra), status=exc.status)
+        headers = {}
+        retry_after = exc.extra.get("retry_after")
+        if exc.status in (429, 503) and retry_after is not None:
+            headers["Retry-After"] = str(int(retry_after))
+        return Response(
+            envelope(exc.code, exc.message, exc.extra), status=exc.status, headers=headers
+        )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages

@@ -6,3 +6,6 @@ class RegionsConfig(AppConfig):
     name = "apps.regions"
     label = "regions"
     verbose_name = _("Regions")
+
+    def ready(self) -> None:
+        from apps.regions import signals  # noqa: F401 - connects the cache invalidation

@@ -8,6 +8,9 @@ is small and rarely edited, so no tree library (STYLE section 2).
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -17,6 +20,8 @@ from apps.core.scoping import restrict
 
 
 class RegionLevel(models.TextChoices):
+    """The four tiers of command: 新区 → 新城 → 街道/镇 → 社区/村/企业."""
+
     NEW_AREA = "new_area", _("New area")
     NEW_TOWN = "new_town", _("New town")
     STREET = "street", _("Street / town")
@@ -32,35 +37,57 @@ class RegionKind(models.TextChoices):
     TOWN = "town", _("Town (镇)")
     COMMUNITY = "community", _("Community")
     VILLAGE = "village", _("Village")
+    RESIDENTIAL_AREA = "residential_area", _("Residential estate (小区)")
     ENTERPRISE = "enterprise", _("Enterprise")
 
 
 class Management(models.TextChoices):
+    """Who runs the street day to day (xixian-data.md §1.3)."""
+
     DIRECT = "direct", _("Directly managed")
     SHARED_XIANYANG = "shared_xianyang", _("Shared zone, managed by Xianyang")
     HISTORICAL = "historical", _("Historical, no longer managed")
 
 
 class Confidence(models.TextChoices):
+    """How sure the research is about the node (xixian-data.md legend)."""
+
     A = "A", _("Solid")
     B = "B", _("Probable")
     C = "C", _("Inferred or estimated")
 
 
-LEVEL_DEPTH = {
+LEVEL_DEPTH: dict[str, int] = {
     RegionLevel.NEW_AREA: 0,
     RegionLevel.NEW_TOWN: 1,
     RegionLevel.STREET: 2,
     RegionLevel.UNIT: 3,
 }
+# The kinds each level may have: a 镇 is a street, never a unit.
+LEVEL_KINDS: dict[str, frozenset[str]] = {
+    RegionLevel.NEW_AREA: frozenset({RegionKind.NEW_AREA}),
+    RegionLevel.NEW_TOWN: frozenset({RegionKind.NEW_TOWN}),
+    RegionLevel.STREET: frozenset({RegionKind.SUBDISTRICT, RegionKind.TOWN}),
+    RegionLevel.UNIT: frozenset(
+        {
+            RegionKind.COMMUNITY,
+            RegionKind.VILLAGE,
+            RegionKind.RESIDENTIAL_AREA,
+            RegionKind.ENTERPRISE,
+        }
+    ),
+}
 
 
 class RegionQuerySet(models.QuerySet["Region"]):
+    """Tree-aware filters; every one is a single indexed query."""
+
     def visible_to(self, user: object) -> RegionQuerySet:
         """Regions inside the user's scope (the one visibility rule, apps.core.scoping)."""
         return restrict(self, user, "path")
 
     def subtree(self, region: Region, *, include_self: bool = True) -> RegionQuerySet:
+        """``region`` and everything below it: one ``path LIKE 'prefix%'`` scan."""
         qs = self.filter(path__startswith=region.path)
         return qs if include_self else qs.exclude(pk=region.pk)
 
@@ -74,6 +101,7 @@ class Region(BaseModel):
     Level = RegionLevel
     Kind = RegionKind
     Management = Management
+    Confidence = Confidence
 
     code = models.SlugField(_("code"), max_length=40, unique=True)
     name_zh = models.CharField(_("Chinese name"), max_length=100)
@@ -138,6 +166,9 @@ class Region(BaseModel):
                 condition=Q(management__in=Management.values),
                 name="regions_region_mgmt_valid",
             ),
+            models.CheckConstraint(
+                condition=Q(confidence__in=Confidence.values), name="regions_region_conf_valid"
+            ),
             # Only the root may lack a parent.
             models.CheckConstraint(
                 condition=Q(parent__isnull=False) | Q(level=RegionLevel.NEW_AREA),
@@ -150,6 +181,15 @@ class Region(BaseModel):
                     & Q(centre_lng__gte=-180, centre_lng__lte=180)
                 ),
                 name="regions_region_centre_valid",
+            ),
+            # depth is derived from path; the level must sit at its depth, so a street
+            # can never be filed directly under the root (netbox-style tree invariant).
+            models.CheckConstraint(
+                condition=Q(level=RegionLevel.NEW_AREA, depth=0)
+                | Q(level=RegionLevel.NEW_TOWN, depth=1)
+                | Q(level=RegionLevel.STREET, depth=2)
+                | Q(level=RegionLevel.UNIT, depth=3),
+                name="regions_region_level_depth",
             ),
             # Sibling names are unique (netbox dcim/models/sites.py pattern).
             models.UniqueConstraint(
@@ -166,15 +206,58 @@ class Region(BaseModel):
     def __str__(self) -> str:
         return self.name_zh
 
+    def derive_path(self) -> None:
+        """Set ``path``/``depth`` from parent + code (also used before ``bulk_create``)."""
+        self.path = f"{self.parent.path if self.parent else '/'}{self.code}/"
+        self.depth = self.path.count("/") - 2
+
     def save(self, *args: object, **kwargs: object) -> None:
         # path/depth are derived columns of parent+code, kept here so no write path can
         # leave them stale; moving a node is a service (it must rewrite the subtree).
-        self.path = f"{self.parent.path if self.parent else '/'}{self.code}/"
-        self.depth = self.path.count("/") - 2
+        self.derive_path()
         if kwargs.get("update_fields") is not None:
             kwargs["update_fields"] = {*kwargs["update_fields"], "path", "depth"}  # type: ignore[misc]
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
+    def clean(self) -> None:
+        """Form-level checks (admin): the level fits the parent, the boundary is GeoJSON."""
+        from apps.regions.geo import boundary_problem
+
+        errors: dict[str, list[Any]] = {}
+        expected_kinds = LEVEL_KINDS.get(self.level)
+        if expected_kinds is not None and self.kind and self.kind not in expected_kinds:
+            errors.setdefault("kind", []).append(_("This kind does not fit the level."))
+        parent = self.parent if self.parent_id else None
+        depth = LEVEL_DEPTH.get(self.level)
+        if depth is not None:
+            parent_depth = parent.depth if parent is not None else -1
+            if depth != parent_depth + 1:
+                errors.setdefault("parent", []).append(
+                    _("A region of this level must sit directly below a region one level up.")
+                )
+        if self.boundary is not None:
+            problem = boundary_problem(self.boundary)
+            if problem:
+                errors.setdefault("boundary", []).append(problem)
+        if (self.centre_lat is None) != (self.centre_lng is None):
+            errors.setdefault("centre_lng", []).append(
+                _("Give both centre coordinates or neither.")
+            )
+        if errors:
+            raise ValidationError(errors)
+
     @property
     def has_centre(self) -> bool:
         return self.centre_lat is not None and self.centre_lng is not None
+
+    @property
+    def parent_code(self) -> str | None:
+        """The parent's code read from ``path``, so listing parents costs no join."""
+        parts = self.path.strip("/").split("/") if self.path else []
+        return parts[-2] if len(parts) >= 2 else None
+
+    @property
+    def ancestor_paths(self) -> list[str]:
+        """Paths of the ancestors, root first (``/xixian/``, ``/xixian/fengdong/``)."""
+        parts = self.path.strip("/").split("/") if self.path else []
+        return ["/" + "/".join(parts[:i]) + "/" for i in range(1, len(parts))]

@@ -96,3 +96,15 @@ def test_an_unexpected_crash_is_a_json_500_without_internals() -> None:
     body = response.json()
     assert_envelope(body, "server_error")
     assert "boom" not in response.content.decode()
+
+
+def test_a_429_application_error_sets_retry_after(rf) -> None:
+    from apps.core.errors import ApplicationError
+    from apps.core.exceptions import api_exception_handler
+
+    response = api_exception_handler(
+        ApplicationError("otp_locked", "Locked.", extra={"retry_after": 12.2}, status=429), {}
+    )
+    assert response is not None
+    assert response.status_code == 429
+    assert response["Retry-After"] == "12"

@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "apps.regions",
     "apps.accounts",
     "apps.realtime",
+    "apps.incidents",
+    "apps.open311",
 ]
 
 MIDDLEWARE = [
@@ -157,6 +159,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(VAR_DIR / "celery-processed"),
+        "control_folder": str(VAR_DIR / "celery-control"),
         "store_processed": False,
     }
 else:
@@ -244,6 +247,18 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Choice sets that share a field name ("status", "kind") get stable component names.
+    "ENUM_NAME_OVERRIDES": {
+        "RegionLevelEnum": "apps.regions.models.RegionLevel",
+        "RegionKindEnum": "apps.regions.models.RegionKind",
+        "RegionManagementEnum": "apps.regions.models.Management",
+        "RegionConfidenceEnum": "apps.regions.models.Confidence",
+        "RegionLocateMethodEnum": "apps.regions.selectors.LocateMethod",
+        "IncidentStatusEnum": "apps.incidents.models.IncidentStatus",
+        "IncidentEventKindEnum": "apps.incidents.models.IncidentEventKind",
+        "ReportStatusEnum": "apps.incidents.models.ReportStatus",
+        "PublicStatusEnum": "apps.incidents.models.PublicStatus",
+    },
 }
 
 # --- Internationalisation and time --------------------------------------------------------

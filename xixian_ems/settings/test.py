@@ -47,7 +47,10 @@ if XEMS_REQUIRE_SERVICES and _missing:
 if XEMS_SERVICES["postgres"]:
     DATABASES = {"default": env.db_url_config(TEST_DATABASE_URL)}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["TEST"] = {"NAME": "test_xixian_ems"}
+    # Own name per checkout/session when several suites share one server.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env.str("TEST_DATABASE_NAME", default="test_xixian_ems")
+    }
 else:
     DATABASES = {
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:", "TEST": {}}

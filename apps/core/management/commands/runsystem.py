@@ -44,6 +44,7 @@ class Command(BaseCommand):
         for folder in (
             settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in"),
             settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("processed_folder"),
+            settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("control_folder"),
         ):
             if folder:
                 Path(str(folder)).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,19 @@
+"""Row locks of the accounts app (STYLE section 3): ``select_for_update`` helpers only."""
+
+from __future__ import annotations
+
+from apps.accounts.models import Device, OtpChallenge
+
+
+def otp_challenge_latest_for_update(phone: str) -> OtpChallenge | None:
+    """The newest challenge of ``phone``, locked: parallel guesses queue behind it."""
+    return (
+        OtpChallenge.objects.select_for_update()
+        .filter(phone=phone)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def device_by_token_hash_for_update(token_hash: str) -> Device | None:
+    return Device.objects.select_for_update().filter(token_hash=token_hash).first()

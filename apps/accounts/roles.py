@@ -1,0 +1,72 @@
+"""Role → Django Group with the admin permissions that role needs.
+
+Region scope decides *which rows* a staff member sees (``apps.core.scoping``); these
+groups decide *which admin pages and actions* they get. One group per staff role, named
+by the role value, recreated idempotently after every ``migrate`` so a new model's
+permissions reach the roles without a data migration.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django.db.models import Q
+
+from apps.accounts.models import STAFF_ROLES, Role
+
+logger = logging.getLogger(__name__)
+
+# (app_label, codename) pairs; "*" grants every permission of that app.
+_OPERATOR = {
+    ("regions", "view_region"),
+    ("accounts", "view_user"),
+    ("accounts", "view_membership"),
+    ("accounts", "add_membership"),
+    ("accounts", "change_membership"),
+    ("accounts", "view_device"),
+}
+ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
+    Role.OPERATOR: frozenset(_OPERATOR),
+    Role.COMMANDER: frozenset({*_OPERATOR, ("accounts", "change_user")}),
+    # Liaisons look people and places up; they manage nobody.
+    Role.DEPARTMENT_LIAISON: frozenset(
+        {("regions", "view_region"), ("accounts", "view_user"), ("accounts", "view_membership")}
+    ),
+    Role.ADMIN: frozenset({("accounts", "*"), ("regions", "*")}),
+}
+
+
+def role_group_name(role: str) -> str:
+    return str(role)
+
+
+def _permissions_for(pairs: frozenset[tuple[str, str]]) -> list[Permission]:
+    condition = Q(pk__in=[])
+    for app_label, codename in pairs:
+        if codename == "*":
+            condition |= Q(content_type__app_label=app_label)
+        else:
+            condition |= Q(content_type__app_label=app_label, codename=codename)
+    return list(Permission.objects.filter(condition))
+
+
+@transaction.atomic
+def ensure_role_groups() -> dict[str, Group]:
+    """Create or refresh one group per staff role with exactly its permissions.
+
+    Idempotent: running it twice changes nothing the second time. Permissions whose
+    model does not exist yet are simply absent (they join on the next migrate).
+    """
+    groups: dict[str, Group] = {}
+    for role in sorted(STAFF_ROLES):
+        group, _created = Group.objects.get_or_create(name=role_group_name(role))
+        group.permissions.set(_permissions_for(ROLE_PERMISSIONS[role]))
+        groups[role] = group
+    return groups
+
+
+def ensure_role_groups_after_migrate(**kwargs: object) -> None:
+    """``post_migrate`` receiver (wiring only): keep the role groups current."""
+    ensure_role_groups()

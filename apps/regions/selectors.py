@@ -1,0 +1,206 @@
+"""Reads of the region tree: scoped lists, subtrees, breadcrumbs, point → street.
+
+Every function here is one query (or zero, for a warm point lookup). Subtrees and
+ancestors come from ``path`` prefixes, never from walking ``parent`` row by row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.errors import ApplicationError, ErrorCode
+from apps.regions import geo
+from apps.regions.errors import REGION_ERROR_MESSAGES, RegionErrorCode
+from apps.regions.models import Region, RegionQuerySet
+
+# --- Tree reads ------------------------------------------------------------------------
+
+
+def region_descendants(region: Region, include_self: bool = True) -> RegionQuerySet:
+    """``region``'s subtree in path order (depth-first, parents before children)."""
+    return Region.objects.subtree(region, include_self=include_self).order_by("path")
+
+
+def region_ancestors(region: Region, include_self: bool = False) -> RegionQuerySet:
+    """The chain root → ``region`` (its parent last, or itself with ``include_self``).
+
+    The ancestors' paths are the prefixes of ``region.path``, so this is one
+    ``path IN (...)`` query however deep the node sits.
+    """
+    paths = region.ancestor_paths
+    if include_self:
+        paths = [*paths, region.path]
+    return Region.objects.filter(path__in=paths).order_by("depth")
+
+
+def region_list(*, user: Any) -> RegionQuerySet:
+    """The regions ``user`` may see, in tree (path) order. Inactive nodes included: the
+    admin-like list shows history; callers filter ``is_active`` when they need to."""
+    return Region.objects.visible_to(user).order_by("path")
+
+
+class RegionCentre(TypedDict):
+    lat: float
+    lng: float
+
+
+class RegionTreeNode(TypedDict):
+    code: str
+    name_zh: str
+    name_en: str
+    level: str
+    kind: str
+    management: str
+    path: str
+    is_active: bool
+    estimated: bool
+    centre: RegionCentre | None
+    children: list[RegionTreeNode]
+
+
+_TREE_FIELDS = (
+    "code",
+    "name_zh",
+    "name_en",
+    "level",
+    "kind",
+    "management",
+    "path",
+    "is_active",
+    "estimated",
+    "centre_lat",
+    "centre_lng",
+)
+
+
+def region_tree(user: Any, *, include_inactive: bool = False) -> list[RegionTreeNode]:
+    """The subtrees ``user`` may see, nested (one query).
+
+    1. Read the visible rows in path order, so a parent always comes before its children.
+    2. Hang each row under its parent path; a row whose parent is not visible starts a
+       new top-level subtree (an operator of 沣西 gets one root: 沣西新城).
+    Inactive nodes (the historical 大王街道) are left out unless asked for, and so is
+    everything below them: a picker must not offer a street that no longer exists.
+    """
+    roots: list[RegionTreeNode] = []
+    by_path: dict[str, RegionTreeNode] = {}
+    hidden: list[str] = []  # paths of inactive nodes whose subtrees are left out
+    rows = Region.objects.visible_to(user).order_by("path").values(*_TREE_FIELDS)
+    for row in rows:
+        path = row["path"]
+        if hidden and path.startswith(tuple(hidden)):
+            continue
+        if not include_inactive and not row["is_active"]:
+            hidden.append(path)
+            continue
+        centre: RegionCentre | None = None
+        if row["centre_lat"] is not None and row["centre_lng"] is not None:
+            centre = {"lat": row["centre_lat"], "lng": row["centre_lng"]}
+        node: RegionTreeNode = {
+            "code": row["code"],
+            "name_zh": row["name_zh"],
+            "name_en": row["name_en"],
+            "level": row["level"],
+            "kind": row["kind"],
+            "management": row["management"],
+            "path": path,
+            "is_active": row["is_active"],
+            "estimated": row["estimated"],
+            "centre": centre,
+            "children": [],
+        }
+        parent = by_path.get(path[: path.rstrip("/").rfind("/") + 1])
+        (parent["children"] if parent is not None else roots).append(node)
+        by_path[path] = node
+    return roots
+
+
+# --- Point → street ----------------------------------------------------------------------
+
+
+class LocateMethod(models.TextChoices):
+    """How :func:`locate_point` decided (TextChoices: labelled, and an API enum)."""
+
+    BOUNDARY = "boundary", _("Inside the street boundary")
+    NEAREST_CENTRE = "nearest_centre", _("Nearest street centre")
+
+
+@dataclass(frozen=True)
+class StreetLocation:
+    """The answer of :func:`locate_point`. Regions are cached instances: read-only."""
+
+    street: Region
+    ancestors: tuple[Region, ...]
+    method: LocateMethod
+    distance_km: float | None  # great-circle distance to the street centre, if it has one
+
+    @property
+    def estimated(self) -> bool:
+        """True if the answer rests on hand-estimated geometry (all of it, for now)."""
+        return self.street.estimated
+
+
+def locate_point(lat: float, lng: float) -> StreetLocation:
+    """The street responsible for a WGS84 point, with how it was decided. Zero queries
+    once the street index is warm.
+
+    1. Refuse coordinates out of range (400 ``invalid`` with ``extra.fields``).
+    2. If the new area has a boundary and the point is outside it → 422
+       ``point_outside_area``. The boundary decides; street centres cannot.
+    3. The active street whose boundary covers the point (nearest centre breaks ties
+       where estimated polygons overlap).
+    4. Otherwise the active street with the nearest centre by great-circle distance; if
+       even that is farther than ``REGION_LOOKUP_MAX_DISTANCE_KM`` → 422 as in step 2.
+    """
+    problems = geo.coordinate_problems(lat, lng)
+    if problems:
+        raise ApplicationError(ErrorCode.INVALID, extra={"fields": problems}, status=400)
+    index = geo.street_index()
+    target = geo.point(lat, lng)
+    if index.area is not None and not index.area.covers(target):
+        raise _outside(lat, lng)
+
+    def distance(entry: geo.StreetEntry) -> float | None:
+        if entry.centre is None:
+            return None
+        return geo.haversine_km(lat, lng, entry.centre[0], entry.centre[1])
+
+    containing = [
+        entry
+        for entry in index.streets
+        if entry.geometry is not None and entry.geometry.covers(target)
+    ]
+    if containing:
+        best = min(containing, key=lambda e: (_sort_distance(distance(e)), e.region.path))
+        return StreetLocation(best.region, best.ancestors, LocateMethod.BOUNDARY, distance(best))
+
+    measured = [(d, entry) for entry in index.streets if (d := distance(entry)) is not None]
+    if not measured:
+        raise _outside(lat, lng)
+    nearest_km, nearest = min(measured, key=lambda item: (item[0], item[1].region.path))
+    if nearest_km > settings.REGION_LOOKUP_MAX_DISTANCE_KM:
+        raise _outside(lat, lng)
+    return StreetLocation(
+        nearest.region, nearest.ancestors, LocateMethod.NEAREST_CENTRE, nearest_km
+    )
+
+
+def locate_street(lat: float, lng: float) -> Region:
+    """The street responsible for a point (see :func:`locate_point` for the rules)."""
+    return locate_point(lat, lng).street
+
+
+def _sort_distance(distance_km: float | None) -> float:
+    return distance_km if distance_km is not None else float("inf")
+
+
+def _outside(lat: float, lng: float) -> ApplicationError:
+    code = RegionErrorCode.POINT_OUTSIDE_AREA
+    return ApplicationError(
+        code, REGION_ERROR_MESSAGES[code], extra={"lat": lat, "lng": lng}, status=422
+    )
