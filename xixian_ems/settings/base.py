@@ -287,6 +287,16 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 # outside the new area. The street centres are estimates (about ±3 km), hence the margin.
 REGION_LOOKUP_MAX_DISTANCE_KM = env.float("REGION_LOOKUP_MAX_DISTANCE_KM", default=8.0)
 
+# --- Open311 GeoReport v2 ---------------------------------------------------------------
+OPEN311_JURISDICTION_ID = env.str("OPEN311_JURISDICTION_ID", default="xixianxinqu.gov.cn")
+# Citizens' free text can carry names and addresses: off unless the operator opts in.
+OPEN311_PUBLISH_DESCRIPTIONS = env.bool("OPEN311_PUBLISH_DESCRIPTIONS", default=False)
+OPEN311_POST_RATE = env.str("OPEN311_POST_RATE", default="60/m")
+OPEN311_MAX_REQUESTS = env.int("OPEN311_MAX_REQUESTS", default=1000)
+OPEN311_CONTACT = env.str("OPEN311_CONTACT", default="")
+OPEN311_KEY_SERVICE = env.str("OPEN311_KEY_SERVICE", default="")
+OPEN311_ENDPOINT_TYPE = env.str("OPEN311_ENDPOINT_TYPE", default="")  # test|production
+
 # --- Logging --------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
