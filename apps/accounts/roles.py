@@ -38,6 +38,15 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
 }
 
 
+def register_role_permissions(role: str, pairs: set[tuple[str, str]]) -> None:
+    """Let an app above accounts add the admin permissions its roles need.
+
+    Called from that app's ``AppConfig.ready()`` (accounts must not import it: layers).
+    The next ``ensure_role_groups()`` (after every migrate) applies them.
+    """
+    ROLE_PERMISSIONS[role] = frozenset({*ROLE_PERMISSIONS.get(role, frozenset()), *pairs})
+
+
 def role_group_name(role: str) -> str:
     return str(role)
 

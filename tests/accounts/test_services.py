@@ -152,7 +152,19 @@ def test_role_groups_are_idempotent_and_hold_the_role_permissions(db: None) -> N
     commander = set(groups[Role.COMMANDER].permissions.values_list("codename", flat=True))
     assert commander == operator | {"change_user"}
     admin = set(groups[Role.ADMIN].permissions.values_list("content_type__app_label", flat=True))
-    assert admin == {"accounts", "regions"}
+    assert {"accounts", "regions"} <= admin
+
+
+def test_apps_above_accounts_contribute_their_role_permissions(db: None) -> None:
+    # given: apps.incidents registers its permissions in AppConfig.ready()
+    groups = ensure_role_groups()
+    # then
+    operator = set(groups[Role.OPERATOR].permissions.values_list("codename", flat=True))
+    assert {"view_incident", "change_report"} <= operator
+    liaison = set(groups[Role.DEPARTMENT_LIAISON].permissions.values_list("codename", flat=True))
+    assert "change_incident" not in liaison
+    admin = set(groups[Role.ADMIN].permissions.values_list("content_type__app_label", flat=True))
+    assert "incidents" in admin
 
 
 def test_revoking_all_tokens_blacklists_every_outstanding_refresh(db: None) -> None:

@@ -229,6 +229,12 @@ REST_FRAMEWORK = {
         "otp_verify_ip": env.str("THROTTLE_OTP_VERIFY_IP", default="60/hour"),
         "login": env.str("THROTTLE_LOGIN", default="30/hour"),
         "region_lookup": env.str("THROTTLE_REGION_LOOKUP", default="600/minute"),
+        # Public intake. Per-IP is loose: carriers put many phones behind one address.
+        "report_ip": env.str("THROTTLE_REPORT_IP", default="30/minute"),
+        "report_device": env.str("THROTTLE_REPORT_DEVICE", default="10/minute"),
+        "report_phone": env.str("THROTTLE_REPORT_PHONE", default="10/minute"),
+        "sos_ip": env.str("THROTTLE_SOS_IP", default="120/minute"),
+        "sos_device": env.str("THROTTLE_SOS_DEVICE", default="6/minute"),
     },
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -258,6 +264,7 @@ SPECTACULAR_SETTINGS = {
         "IncidentEventKindEnum": "apps.incidents.models.IncidentEventKind",
         "ReportStatusEnum": "apps.incidents.models.ReportStatus",
         "PublicStatusEnum": "apps.incidents.models.PublicStatus",
+        "ReportChannelEnum": "apps.incidents.models.Channel",
     },
 }
 
@@ -286,6 +293,19 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 # A point farther than this from every street centre (and outside every boundary) is
 # outside the new area. The street centres are estimates (about ±3 km), hence the margin.
 REGION_LOOKUP_MAX_DISTANCE_KM = env.float("REGION_LOOKUP_MAX_DISTANCE_KM", default=8.0)
+
+# --- Incidents and citizen reports ------------------------------------------------------
+INCIDENTS_SOS_CATEGORY_CODE = env.str("INCIDENTS_SOS_CATEGORY_CODE", default="O99")
+INCIDENTS_REOPEN_WINDOW_DAYS = env.int("INCIDENTS_REOPEN_WINDOW_DAYS", default=7)
+INCIDENTS_MAX_PHOTOS = env.int("INCIDENTS_MAX_PHOTOS", default=9)
+INCIDENTS_MAX_PHOTO_BYTES = env.int("INCIDENTS_MAX_PHOTO_BYTES", default=10 * 1024 * 1024)
+INCIDENTS_MAX_PHOTO_PIXELS = env.int("INCIDENTS_MAX_PHOTO_PIXELS", default=100_000_000)
+INCIDENTS_PHOTO_MAX_EDGE_PX = env.int("INCIDENTS_PHOTO_MAX_EDGE_PX", default=4096)
+INCIDENTS_DUPLICATE_RADIUS_M = env.int("INCIDENTS_DUPLICATE_RADIUS_M", default=500)
+INCIDENTS_DUPLICATE_WINDOW_HOURS = env.int("INCIDENTS_DUPLICATE_WINDOW_HOURS", default=24)
+# Uploaded files do not count against DATA_UPLOAD_MAX_MEMORY_SIZE (form fields only) and
+# stream to temporary files above FILE_UPLOAD_MAX_MEMORY_SIZE, so Django's defaults hold
+# for nine 10 MB photos; the reverse proxy needs a body limit of about 100 MB.
 
 # --- Open311 GeoReport v2 ---------------------------------------------------------------
 OPEN311_JURISDICTION_ID = env.str("OPEN311_JURISDICTION_ID", default="xixianxinqu.gov.cn")

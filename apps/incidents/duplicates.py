@@ -1,0 +1,149 @@
+"""Duplicate suggestions: which open incidents might a new citizen report be about?
+
+A burst pipe or a flooded underpass is reported by many people within minutes; the
+operator should link those reports to one incident instead of dispatching twice.
+
+Candidates are open incidents (reported, accepted, in progress, resolved) that are
+
+- within ``radius_m`` (``INCIDENTS_DUPLICATE_RADIUS_M``, default 500 m) of the point,
+- created within ``window_hours`` (``INCIDENTS_DUPLICATE_WINDOW_HOURS``, default 24 h)
+  of the report's time (before or after it: an old report triaged late may duplicate
+  an incident opened since),
+- of the same category or one listed in ``Category.related_codes`` (a "waterlogged
+  road" report may be about an open "burst water main" incident).
+
+Score (lower is better), each term normalised to 0..1 by its limit::
+
+    score = 0.6 · distance / radius + 0.4 · |age| / window + 0.1 · (related, not same)
+
+Distance weighs more than age because two reports 50 m apart are about the same place
+even hours apart, whereas two reports a minute apart 450 m away are often two hazards.
+The small penalty puts a same-category incident ahead of an equally near related one.
+Ties break by newest incident, then id, so the order is deterministic.
+
+Computed on demand, not stored at submit time: the answer changes as incidents open,
+close and merge, and a stored list would be stale by the time an operator looks at
+it. The query is cheap: a latitude/longitude bounding box on plain columns (the
+partial index on open incidents narrows it further), then exact haversine in Python
+on the few rows that survive.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from apps.incidents.models import Category, Incident
+from apps.regions.geo import EARTH_RADIUS_KM, haversine_km
+
+DEFAULT_RADIUS_M = 500.0
+DEFAULT_WINDOW_HOURS = 24.0
+DISTANCE_WEIGHT = 0.6
+AGE_WEIGHT = 0.4
+RELATED_CATEGORY_PENALTY = 0.1
+# Metres per degree of latitude on the sphere the haversine uses.
+METRES_PER_DEGREE = EARTH_RADIUS_KM * 1000 * math.pi / 180
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One possible duplicate with the numbers that ranked it."""
+
+    incident: Incident
+    distance_m: float
+    age_hours: float  # |incident created − report time|
+    same_category: bool
+    score: float
+
+
+def duplicate_radius_m() -> float:
+    return float(getattr(settings, "INCIDENTS_DUPLICATE_RADIUS_M", DEFAULT_RADIUS_M))
+
+
+def duplicate_window_hours() -> float:
+    return float(getattr(settings, "INCIDENTS_DUPLICATE_WINDOW_HOURS", DEFAULT_WINDOW_HOURS))
+
+
+def bounding_box(lat: float, lng: float, radius_m: float) -> tuple[float, float, float, float]:
+    """(south, north, west, east) enclosing the circle; generous at the edges on purpose:
+    the exact distance filter follows, so the box only has to never cut a true match."""
+    dlat = radius_m / METRES_PER_DEGREE
+    cos_lat = max(math.cos(math.radians(lat)), 1e-6)
+    dlng = min(radius_m / (METRES_PER_DEGREE * cos_lat), 180.0)
+    return lat - dlat, lat + dlat, lng - dlng, lng + dlng
+
+
+def duplicate_candidates(
+    *,
+    lat: float,
+    lng: float,
+    category: Category,
+    at: datetime | None = None,
+    radius_m: float | None = None,
+    window_hours: float | None = None,
+    limit: int = 10,
+    visible_to: Any = None,
+    exclude_ids: tuple[int, ...] = (),
+) -> list[Candidate]:
+    """Open incidents that may be what a report at (lat, lng) is about, best first.
+
+    1. SQL: open, created within the window, inside the bounding box, same or related
+       category (and inside ``visible_to``'s scope when given: an operator cannot
+       link to an incident they cannot see).
+    2. Python: exact great-circle distance, drop those beyond the radius.
+    3. Score (module docstring), sort, cut to ``limit``.
+    """
+    at = at or timezone.now()
+    radius = duplicate_radius_m() if radius_m is None else float(radius_m)
+    window = duplicate_window_hours() if window_hours is None else float(window_hours)
+    if radius <= 0 or window <= 0 or limit <= 0:
+        return []
+    south, north, west, east = bounding_box(lat, lng, radius)
+    codes = {category.code, *(str(code) for code in (category.related_codes or []))}
+    span = timedelta(hours=window)
+
+    queryset = Incident.objects.open() if visible_to is None else _visible(visible_to)
+    rows = (
+        queryset.filter(
+            created_at__gte=at - span,
+            created_at__lte=at + span,
+            lat__gte=south,
+            lat__lte=north,
+            lng__gte=west,
+            lng__lte=east,
+            category__code__in=codes,
+        )
+        .exclude(pk__in=exclude_ids)
+        .select_related("category", "region")
+    )
+
+    candidates: list[Candidate] = []
+    for incident in rows:
+        distance_m = haversine_km(lat, lng, incident.lat, incident.lng) * 1000
+        if distance_m > radius:
+            continue
+        age_hours = abs((at - incident.created_at).total_seconds()) / 3600
+        same = incident.category_id == category.pk
+        score = DISTANCE_WEIGHT * distance_m / radius + AGE_WEIGHT * min(age_hours / window, 1.0)
+        if not same:
+            score += RELATED_CATEGORY_PENALTY
+        candidates.append(
+            Candidate(
+                incident=incident,
+                distance_m=round(distance_m, 1),
+                age_hours=round(age_hours, 3),
+                same_category=same,
+                score=round(score, 4),
+            )
+        )
+    candidates.sort(key=lambda c: (c.score, -c.incident.created_at.timestamp(), c.incident.pk))
+    return candidates[:limit]
+
+
+def _visible(user: Any) -> Any:
+    return Incident.objects.visible_to(user).open()

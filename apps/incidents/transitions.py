@@ -1,0 +1,94 @@
+"""The one table of incident transitions (DESIGN.md section 3).
+
+Every incident service looks its action up here after locking the row; nothing else
+decides which status may follow which. Actions without a target status (classify,
+casualty revision, note) are listed too, so "what may I do now?" has one answer for
+services, API (``allowed_actions`` in the detail) and admin alike.
+
+::
+
+    reported ──accept──▶ accepted ──start──▶ in_progress ──resolve──▶ resolved ──close──▶ closed
+       │  ╲                 │                    │                                       │
+     reject merge         merge                merge                     reopen ◀────────┘
+       ▼     ╲              ▼                    ▼                        (→ in_progress)
+    rejected  ╲───────▶ merged ◀─────────────────┘
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.errors import ApplicationError
+from apps.incidents.errors import IncidentErrorCode
+from apps.incidents.models import IncidentStatus
+
+S = IncidentStatus
+
+
+class IncidentAction(StrEnum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    START = "start"
+    RESOLVE = "resolve"
+    CLOSE = "close"
+    REOPEN = "reopen"
+    MERGE = "merge"
+    CLASSIFY = "classify"
+    REVISE_CASUALTIES = "casualties"
+    NOTE = "note"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """``sources``: the statuses the action is allowed from; ``target``: the status it
+    leads to, or ``None`` when the action leaves the status alone."""
+
+    sources: frozenset[str]
+    target: str | None = None
+
+
+ALL_STATUSES = frozenset(S.values)
+OPEN = frozenset({S.REPORTED, S.ACCEPTED, S.IN_PROGRESS, S.RESOLVED})
+
+TRANSITIONS: dict[IncidentAction, Transition] = {
+    IncidentAction.ACCEPT: Transition(frozenset({S.REPORTED}), S.ACCEPTED),
+    # 不予受理 is a triage decision: once accepted, an incident ends by being resolved.
+    IncidentAction.REJECT: Transition(frozenset({S.REPORTED}), S.REJECTED),
+    IncidentAction.START: Transition(frozenset({S.ACCEPTED}), S.IN_PROGRESS),
+    IncidentAction.RESOLVE: Transition(frozenset({S.IN_PROGRESS}), S.RESOLVED),
+    IncidentAction.CLOSE: Transition(frozenset({S.RESOLVED}), S.CLOSED),
+    # Verification failed after 销号: work resumes.
+    IncidentAction.REOPEN: Transition(frozenset({S.CLOSED}), S.IN_PROGRESS),
+    # A resolved incident carries its own result and is not merged away.
+    IncidentAction.MERGE: Transition(frozenset({S.REPORTED, S.ACCEPTED, S.IN_PROGRESS}), S.MERGED),
+    IncidentAction.CLASSIFY: Transition(OPEN),
+    # Casualty figures keep being revised after closure (final counts come days later);
+    # rejected and merged incidents have no figures of their own.
+    IncidentAction.REVISE_CASUALTIES: Transition(OPEN | {S.CLOSED}),
+    IncidentAction.NOTE: Transition(ALL_STATUSES),
+}
+
+# Where a merged incident's duplicates may be merged into (merge target).
+MERGE_TARGET_STATUSES = OPEN
+
+
+def transition_target(*, status: str, action: IncidentAction) -> str | None:
+    """The status ``action`` leads to from ``status`` (``None``: unchanged), or raise
+    ``illegal_transition`` (409) with ``extra = {"from", "action", "to"}``."""
+    rule = TRANSITIONS[action]
+    if status not in rule.sources:
+        raise ApplicationError(
+            IncidentErrorCode.ILLEGAL_TRANSITION,
+            _("This action is not allowed in the incident's current status."),
+            extra={"from": status, "action": str(action), "to": rule.target},
+            status=409,
+        )
+    return rule.target
+
+
+def allowed_actions(status: str) -> list[str]:
+    """The actions allowed from ``status``, in table order (for clients and admin)."""
+    return [str(action) for action, rule in TRANSITIONS.items() if status in rule.sources]
