@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -267,6 +268,42 @@ def test_sos_creates_a_top_priority_report_in_the_sos_category(
     report = Report.objects.get()
     assert report.is_sos
     assert report.category.code == "O99"
+
+
+def test_sos_with_an_expired_token_still_goes_through_as_anonymous(
+    api_client: APIClient, xixian: dict[str, Region]
+) -> None:
+    # given: the app still holds an access token that expired hours ago
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    CategoryFactory(code="O99")
+    citizen = CitizenFactory()
+    with time_machine.travel(timezone.now() - timedelta(hours=3)):
+        stale = str(AccessToken.for_user(citizen))
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {stale}")
+    # when
+    response = api_client.post(
+        "/api/v1/reports/sos/", {"lat": SANQIAO[0], "lng": SANQIAO[1]}, format="json"
+    )
+    # then: accepted, not "log in first"
+    assert response.status_code == 201
+    report = Report.objects.get()
+    assert report.is_sos
+    assert report.reporter is None
+
+
+def test_a_normal_report_with_an_expired_token_is_refused(
+    api_client: APIClient, xixian: dict[str, Region], category: Any
+) -> None:
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    with time_machine.travel(timezone.now() - timedelta(hours=3)):
+        stale = str(AccessToken.for_user(CitizenFactory()))
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {stale}")
+    response = api_client.post(URL, form(), format="json")
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_invalid"
+    assert not Report.objects.exists()
 
 
 # --- The reporter's reads ----------------------------------------------------------------

@@ -28,6 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.authentication import LenientJWTAuthentication
 from apps.core.errors import ApplicationError
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from apps.core.pagination import CursorPagination
@@ -378,6 +379,8 @@ class ReportSosApi(APIView):
     """One-touch SOS: location and optional text; lands first in the triage queue."""
 
     permission_classes = (AllowAny,)
+    # A stale token must never stand between a person in danger and the command centre.
+    authentication_classes = (LenientJWTAuthentication,)
     parser_classes = (JSONParser, FormParser, MultiPartParser)
     throttle_classes = tuple(SOS_THROTTLES)
 
