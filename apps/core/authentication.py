@@ -25,3 +25,16 @@ class LenientJWTAuthentication(JWTAuthentication):
         except (InvalidToken, TokenError, AuthenticationFailed):
             logger.info("lenient auth: ignoring an invalid token on %s", request.path)
             return None
+
+
+def _register_schema_extension() -> None:
+    """Document the lenient scheme as the same bearer JWT (optional for that endpoint)."""
+    from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
+
+    class LenientJWTScheme(SimpleJWTScheme):
+        target_class = "apps.core.authentication.LenientJWTAuthentication"
+        name = "jwtAuthOptional"  # same bearer token; absent or stale means anonymous
+        optional = True
+
+
+_register_schema_extension()
