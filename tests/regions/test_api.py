@@ -72,6 +72,19 @@ def test_a_superuser_gets_the_whole_tree_from_the_root(
     assert body[0]["centre"] == {"lat": 34.36, "lng": 108.79}
 
 
+def test_the_tree_answer_is_exactly_what_the_documented_serializer_produces(
+    xixian: dict[str, Region], make_user: Any, api_client: APIClient
+) -> None:
+    # given: the view returns the selector's dicts without running the serializer
+    from apps.regions.api.serializers import RegionTreeNodeSerializer
+
+    api_client.force_authenticate(make_user("root2", is_superuser=True))
+    # when
+    body = api_client.get(TREE).json()
+    # then: the schema's serializer gives the same JSON, node for node
+    assert body == RegionTreeNodeSerializer(body, many=True).data
+
+
 # --- list ----------------------------------------------------------------------------------
 
 

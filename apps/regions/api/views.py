@@ -60,8 +60,11 @@ class RegionTreeApi(APIView):
         responses={200: RegionTreeNodeSerializer(many=True), 401: _error(_("Not logged in"))},
     )
     def get(self, request: Request) -> Response:
-        nodes = selectors.region_tree(request.user)
-        return Response(self.OutputSerializer(nodes, many=True).data)
+        # The selector already builds the documented shape (RegionTreeNode TypedDicts);
+        # running DRF's recursive serializer over it cost ~47% of the request in the
+        # benchmark (a new child serializer and a field deep-copy per node), so the
+        # serializer documents the schema and tests pin that both agree.
+        return Response(selectors.region_tree(request.user))
 
 
 class RegionFilter(django_filters.FilterSet):
