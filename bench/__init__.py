@@ -1,0 +1,1 @@
+"""Benchmarks: ``python bench/run.py [names...]`` (``make bench``); see bench/README.md."""

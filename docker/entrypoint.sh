@@ -1,0 +1,67 @@
+#!/bin/sh
+# Role of this container: web | worker | beat | migrate | manage <args> | healthcheck [path]
+# Anything else is executed as given (e.g. `sh` for a debugging shell).
+# Each role `exec`s its process so it receives SIGTERM from `docker stop` directly.
+set -eu
+
+role="${1:-web}"
+[ "$#" -gt 0 ] && shift
+
+case "$role" in
+  web)
+    # ASGI: HTTP and WebSocket (Channels) in one server, several worker processes.
+    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto/-For; trust it by
+    # listing its address in FORWARDED_ALLOW_IPS (uvicorn reads that variable).
+    exec uvicorn xixian_ems.asgi:application \
+      --host 0.0.0.0 --port "${PORT:-8000}" \
+      --workers "${WEB_CONCURRENCY:-4}" \
+      --proxy-headers \
+      --lifespan off \
+      --timeout-graceful-shutdown 30 \
+      "$@"
+    ;;
+  worker)
+    exec celery --app xixian_ems worker \
+      --loglevel "${LOG_LEVEL:-INFO}" \
+      --concurrency "${CELERY_CONCURRENCY:-2}" \
+      "$@"
+    ;;
+  beat)
+    # Exactly one beat per deployment (compose runs one replica): two would enqueue
+    # every periodic task twice. Its schedule state lives in $XEMS_VAR_DIR.
+    exec celery --app xixian_ems beat --loglevel "${LOG_LEVEL:-INFO}" "$@"
+    ;;
+  migrate)
+    # One-shot before web/worker/beat start: deploy checks (warnings are printed, errors
+    # stop the rollout), then migrations.
+    python manage.py check --deploy
+    exec python manage.py migrate --noinput "$@"
+    ;;
+  manage)
+    exec python manage.py "$@"
+    ;;
+  healthcheck)
+    # GET a probe as the proxy would send it: to an allowed host, marked HTTPS, so neither
+    # ALLOWED_HOSTS nor SECURE_SSL_REDIRECT turns the answer into a 400 or a 301.
+    exec python - "${1:-/healthz}" <<'PY'
+import os
+import sys
+import urllib.request
+
+host = os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",")[0].strip().lstrip(".")
+request = urllib.request.Request(
+    f"http://127.0.0.1:{os.environ.get('PORT', '8000')}{sys.argv[1]}",
+    headers={"Host": host if host and host != "*" else "localhost", "X-Forwarded-Proto": "https"},
+)
+try:
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        sys.exit(0 if response.status == 200 else 1)
+except Exception as exc:
+    print(f"{sys.argv[1]}: {exc}", file=sys.stderr)
+    sys.exit(1)
+PY
+    ;;
+  *)
+    exec "$role" "$@"
+    ;;
+esac
