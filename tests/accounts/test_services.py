@@ -206,6 +206,7 @@ def test_deactivating_someone_elses_device_is_not_found(db: None) -> None:
     assert device.is_active
 
 
+@pytest.mark.services  # threads need a real database server (row locks)
 @pytest.mark.django_db(transaction=True)
 def test_parallel_wrong_guesses_never_exceed_the_attempt_limit(sms_outbox: list) -> None:
     # given: one pending code and twice as many parallel wrong guesses as allowed
