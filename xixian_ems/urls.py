@@ -18,6 +18,7 @@ api_v1 = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.regions.api.urls")),
     path("", include("apps.incidents.api.urls")),
+    path("", include("apps.dispatch.api.urls")),
 ]
 
 urlpatterns = [

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.realtime",
     "apps.incidents",
+    "apps.dispatch",
     "apps.open311",
 ]
 
