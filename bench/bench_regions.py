@@ -39,7 +39,13 @@ CALLERS = 256  # distinct lookup users (see module docstring)
 KM_PER_DEGREE_LAT = 111.32
 
 
-def lookup_points(ctx: BenchContext) -> list[tuple[float, float]]:
+def lookup_points(
+    ctx: BenchContext,
+    *,
+    count: int = POINT_COUNT,
+    seed: int = POINT_SEED,
+    radius_km: float = POINT_RADIUS_KM,
+) -> list[tuple[float, float]]:
     """Deterministic points near active street centres, inside the new area's boundary."""
     streets = ctx.sql(
         "SELECT centre_lat, centre_lng FROM regions_region "
@@ -54,11 +60,11 @@ def lookup_points(ctx: BenchContext) -> list[tuple[float, float]]:
     ]
     if not streets:
         raise BenchError("no active street with a centre: did load_regions run?")
-    rng = random.Random(POINT_SEED)
+    rng = random.Random(seed)
     points: list[tuple[float, float]] = []
-    for _ in range(POINT_COUNT * 20):  # bounded: stops long before on any sane fixture
+    for _ in range(count * 20):  # bounded: stops long before on any sane fixture
         lat0, lng0 = rng.choice(streets)
-        distance = POINT_RADIUS_KM * math.sqrt(rng.random())  # uniform over the disc
+        distance = radius_km * math.sqrt(rng.random())  # uniform over the disc
         bearing = rng.uniform(0, 2 * math.pi)
         lat = round(lat0 + distance * math.cos(bearing) / KM_PER_DEGREE_LAT, 5)
         lng = round(
@@ -68,9 +74,9 @@ def lookup_points(ctx: BenchContext) -> list[tuple[float, float]]:
         )
         if not areas or any(geojson_covers(area, lat, lng) for area in areas):
             points.append((lat, lng))
-            if len(points) == POINT_COUNT:
+            if len(points) == count:
                 return points
-    raise BenchError(f"only {len(points)} of {POINT_COUNT} points fell inside the new area")
+    raise BenchError(f"only {len(points)} of {count} points fell inside the new area")
 
 
 def _same(

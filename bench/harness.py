@@ -724,9 +724,7 @@ class BenchContext:
             )
             self._stack.callback(server.stop)
             flag = "" if interface == "asgi" else f" --interface {interface}"
-            print(
-                f"  starting {name}: {self.options.workers} x uvicorn {app}{flag}, one port each"
-            )
+            print(f"  starting {name}: {self.options.workers} x uvicorn {app}{flag}, one port each")
             server.start(ready_path)
             self._servers[key] = server
         return server

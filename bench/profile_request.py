@@ -7,6 +7,16 @@ the kept database::
     .venv/bin/python bench/profile_request.py /api/v1/regions/tree/ --user admin
     .venv/bin/python bench/profile_request.py "/api/v1/regions/lookup/?lat=34.27&lng=108.85"
 
+POSTs too: ``--json BODY`` sends it as ``application/json`` (expect ``--status``, 201 for
+creations). ``--fresh-caller`` makes every request a new anonymous citizen, as
+``bench_intake`` does: its own ``Idempotency-Key``, ``X-Device-Id``, client address and,
+if the body has one, ``phone`` — so the throttles keep their production rates::
+
+    .venv/bin/python bench/run.py intake --keep-db
+    .venv/bin/python bench/profile_request.py /api/v1/reports/ --user "" --status 201 \
+        --fresh-caller --json '{"category": "N02", "lat": 34.3, "lng": 108.75, "text": "积水",
+        "phone": "13900000000", "extra": {"waterlogging_depth_cm": 30}}'
+
 It loads the project with the bench settings (production module, DEBUG off, the bench
 database and Redis db), mints a JWT for ``--user``, then drives requests through Django's
 test ``Client`` (the whole middleware + DRF stack in this thread, minus the ASGI server):
@@ -21,11 +31,16 @@ test ``Client`` (the whole middleware + DRF stack in this thread, minus the ASGI
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import itertools
+import json
 import os
 import secrets
 import sys
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -37,7 +52,16 @@ from bench.harness import Options, django_env  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/profile_request.py", description=__doc__)
     parser.add_argument("path", help="request path with query string, e.g. /api/v1/me/")
-    parser.add_argument("--user", default="admin", help="username to authenticate as")
+    parser.add_argument(
+        "--user", default="admin", help='username to authenticate as ("" for anonymous)'
+    )
+    parser.add_argument("--json", help="POST this JSON body instead of a GET")
+    parser.add_argument("--status", type=int, default=200, help="expected status")
+    parser.add_argument(
+        "--fresh-caller",
+        action="store_true",
+        help="each request a new caller: Idempotency-Key, X-Device-Id, address, phone",
+    )
     parser.add_argument("--requests", type=int, default=200, help="profiled requests")
     parser.add_argument("--interval", type=float, default=0.0002, help="sampling interval (s)")
     parser.add_argument(
@@ -65,28 +89,49 @@ def main(argv: list[str] | None = None) -> int:
     from pyinstrument import Profiler
     from rest_framework_simplejwt.tokens import AccessToken
 
-    user = get_user_model().objects.get(username=args.user)
-    client = Client(
-        HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}",
-        HTTP_HOST="127.0.0.1",
-        HTTP_ACCEPT="application/json",
-    )
+    headers: dict[str, str] = {"HTTP_HOST": "127.0.0.1", "HTTP_ACCEPT": "application/json"}
+    if args.user:
+        user = get_user_model().objects.get(username=args.user)
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {AccessToken.for_user(user)}"
+    client = Client(**headers)
+    body = json.loads(args.json) if args.json else None
+    counter = itertools.count(1)
 
+    def send() -> Any:
+        if body is None:
+            return client.get(args.path)
+        payload, extra = dict(body), {}
+        if args.fresh_caller:
+            n = next(counter)
+            extra = {
+                "HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4()),
+                "HTTP_X_DEVICE_ID": str(uuid.uuid4()),
+                "REMOTE_ADDR": str(ipaddress.IPv4Address("100.127.0.0") + n),
+            }
+            if isinstance(payload.get("phone"), str) and payload["phone"]:
+                payload["phone"] = f"{payload['phone'][:3]}{n % 10**8:08d}"
+        return client.post(args.path, payload, content_type="application/json", **extra)
+
+    who = args.user or "anonymous"
     for _ in range(20):  # warm: URL resolver, serializers, street index, pool
-        response = client.get(args.path)
-        if response.status_code != 200:
+        response = send()
+        if response.status_code != args.status:
             print(f"{args.path} -> {response.status_code}: {response.content[:300]!r}")
             return 1
 
     with CaptureQueriesContext(connection) as queries:
-        client.get(args.path)
-    print(f"{args.path} as {args.user}: {len(queries)} queries, {len(response.content)} bytes")
+        send()
+    total = sum(float(q["time"]) for q in queries.captured_queries) * 1000
+    print(
+        f"{'POST' if body is not None else 'GET'} {args.path} as {who}: {len(queries)} queries "
+        f"({total:.2f} ms in the database driver), {len(response.content)} bytes"
+    )
     for query in queries.captured_queries:
         print(f"  {query['time']:>6}s  {query['sql'][:160]}")
 
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(args.requests):
-        client.get(args.path)
+        send()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(
         f"\n{args.requests} requests unprofiled: {wall / args.requests * 1000:.2f} ms wall, "
@@ -97,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with profiler:
         for _ in range(args.requests):
-            client.get(args.path)
+            send()
     elapsed = time.perf_counter() - started
     print(f"{args.requests} requests profiled: {elapsed / args.requests * 1000:.2f} ms each")
     print(profiler.output_text(unicode=True, color=False, show_all=args.show_all))

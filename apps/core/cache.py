@@ -16,6 +16,25 @@ from typing import Any
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
 _clients: dict[tuple[Any, ...], RedisCacheClient] = {}
+
+
+class _ReusingClient(RedisCacheClient):
+    """Django builds a new ``redis.Redis`` wrapper per cache call (7 per intake request,
+    ~0.13 ms CPU each in the benchmark); the wrapper is stateless over its pool, so one
+    per pool is enough."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wrappers: dict[int, Any] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        pool = self._get_connection_pool(write)
+        wrapper = self._wrappers.get(id(pool))
+        if wrapper is None:
+            wrapper = self._wrappers[id(pool)] = self._client(connection_pool=pool)
+        return wrapper
+
+
 _lock = threading.Lock()
 
 
@@ -30,6 +49,6 @@ class SharedPoolRedisCache(RedisCache):
             with _lock:
                 client = _clients.get(key)
                 if client is None:
-                    client = self._class(self._servers, **self._options)
+                    client = _ReusingClient(self._servers, **self._options)
                     _clients[key] = client
         return client

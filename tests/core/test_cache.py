@@ -33,3 +33,9 @@ def test_cache_objects_of_different_contexts_share_one_client_and_pool() -> None
 def test_a_different_configuration_gets_its_own_client() -> None:
     other = SharedPoolRedisCache(settings.TEST_REDIS_URL, {"OPTIONS": {"max_connections": 7}})
     assert other._cache is not make_cache()._cache
+
+
+def test_cache_calls_reuse_one_redis_client_per_pool() -> None:
+    cache = make_cache()
+    assert cache._cache.get_client() is cache._cache.get_client()
+    assert cache._cache.get_client(write=True) is cache._cache.get_client(write=True)

@@ -222,7 +222,8 @@ def report_submit(
             )
             attachments_create(stored=stored, report=report, uploaded_by=user)
             report_id = report.pk
-            on_commit(lambda: _after_submit(report_id))
+            region_code, is_sos = report.region.code, report.is_sos
+            on_commit(lambda: _after_submit(report_id, region_code, is_sos))
     except BaseException:
         photo_files_delete(stored)
         raise
@@ -256,19 +257,12 @@ def report_submit_sos(
     )
 
 
-def _after_submit(report_id: int) -> None:
+def _after_submit(report_id: int, region_code: str, is_sos: bool) -> None:
     """Runs once the report is committed: where realtime (operator board) and push
     (duty officer) hook in when notifications land. Robust on-commit: a failure here
-    is logged and never turns the citizen's 201 into an error."""
-    report = Report.objects.filter(pk=report_id).values("region__code", "is_sos").first()
-    if report is None:
-        return
-    logger.info(
-        "report submitted: id=%s region=%s sos=%s",
-        report_id,
-        report["region__code"],
-        report["is_sos"],
-    )
+    is logged and never turns the citizen's 201 into an error. Takes what it needs as
+    arguments: a re-read cost a query per report in the intake benchmark."""
+    logger.info("report submitted: id=%s region=%s sos=%s", report_id, region_code, is_sos)
 
 
 # --- Triage ------------------------------------------------------------------------------
