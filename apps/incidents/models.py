@@ -258,6 +258,22 @@ class IncidentEventKind(models.TextChoices):
     NOTE = "note", _("Note")
     RATED = "rated", _("Rated by the reporter")
     REOPEN_REQUESTED = "reopen_requested", _("Reopen requested by the reporter")
+    # Dispatch (apps.dispatch writes these; one per task transition, see task_transitions).
+    TASK_DISPATCHED = "task_dispatched", _("Team dispatched")
+    TASK_ACCEPTED = "task_accepted", _("Task accepted")
+    TASK_DECLINED = "task_declined", _("Task declined")
+    TASK_EXPIRED = "task_expired", _("Task expired unanswered")
+    TASK_EN_ROUTE = "task_en_route", _("Team en route")
+    TASK_ON_SCENE = "task_on_scene", _("Team on scene")
+    TASK_COMPLETED = "task_completed", _("Task completed")
+    TASK_VERIFIED = "task_verified", _("Task verified")
+    TASK_RETURNED = "task_returned", _("Task returned for rework")
+    TASK_CANCELLED = "task_cancelled", _("Task cancelled")
+    TASK_REASSIGNED = "task_reassigned", _("Task reassigned to another team")
+    TASK_INSTRUCTIONS = "task_instructions", _("Task instructions added")
+    COMMAND_POST_ESTABLISHED = "command_post_established", _("On-site command post set up")
+    COMMAND_POST_CLOSED = "command_post_closed", _("On-site command post closed")
+    COMMAND_POST_MEMBERS = "command_post_members", _("Command post members changed")
 
 
 class IncidentEvent(models.Model):

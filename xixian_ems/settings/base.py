@@ -266,6 +266,10 @@ SPECTACULAR_SETTINGS = {
         "ReportStatusEnum": "apps.incidents.models.ReportStatus",
         "PublicStatusEnum": "apps.incidents.models.PublicStatus",
         "ReportChannelEnum": "apps.incidents.models.Channel",
+        "TeamStatusEnum": "apps.dispatch.models.TeamStatus",
+        "TeamKindEnum": "apps.dispatch.models.TeamKind",
+        "TaskStatusEnum": "apps.dispatch.models.TaskStatus",
+        "DepartmentKindEnum": "apps.dispatch.models.DepartmentKind",
     },
 }
 

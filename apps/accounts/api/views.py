@@ -27,22 +27,10 @@ from apps.accounts.api.throttles import (
     OtpVerifyIpThrottle,
 )
 from apps.accounts.models import Device
+from apps.core.api.schema import error_response
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 
 TAG = "auth"
-
-ErrorOutput = inline_serializer(
-    name="AccountsErrorEnvelope",
-    fields={
-        "code": serializers.CharField(),
-        "message": serializers.CharField(),
-        "extra": serializers.DictField(),
-    },
-)
-
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(response=ErrorOutput, description=description)
 
 
 class RetryAfterMixin:
@@ -84,9 +72,9 @@ def _client_ip(request: Request) -> str | None:
     ),
     responses={
         200: s.TokenPairOutput,
-        400: _error("invalid"),
-        401: _error("authentication_failed"),
-        429: _error("rate_limited"),
+        400: error_response("invalid"),
+        401: error_response("authentication_failed"),
+        429: error_response("rate_limited"),
     },
 )
 class TokenObtainApi(RetryAfterMixin, TokenObtainPairView):
@@ -107,9 +95,9 @@ class TokenRefreshApi(RetryAfterMixin, APIView):
         request=s.TokenRefreshInput,
         responses={
             200: s.TokenPairOutput,
-            400: _error("invalid"),
-            401: _error("token_invalid: expired, forged or already rotated"),
-            403: _error("account_inactive"),
+            400: error_response("invalid"),
+            401: error_response("token_invalid: expired, forged or already rotated"),
+            403: error_response("account_inactive"),
         },
     )
     def post(self, request: Request) -> Response:
@@ -128,9 +116,9 @@ class LogoutApi(APIView):
         request=s.LogoutInput,
         responses={
             204: OpenApiResponse(description=_("Revoked (or nothing left to revoke).")),
-            400: _error("invalid"),
-            401: _error("not_authenticated / token_invalid"),
-            403: _error("permission_denied: the refresh token belongs to someone else"),
+            400: error_response("invalid"),
+            401: error_response("not_authenticated / token_invalid"),
+            403: error_response("permission_denied: the refresh token belongs to someone else"),
         },
     )
     def post(self, request: Request) -> Response:
@@ -159,8 +147,10 @@ class OtpRequestApi(RetryAfterMixin, APIView):
         request=s.OtpRequestInput,
         responses={
             202: s.OtpRequestOutput,
-            400: _error("invalid (extra.fields.phone)"),
-            429: _error("rate_limited / otp_resend_too_soon / otp_locked (extra.retry_after)"),
+            400: error_response("invalid (extra.fields.phone)"),
+            429: error_response(
+                "rate_limited / otp_resend_too_soon / otp_locked (extra.retry_after)"
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -183,11 +173,11 @@ class OtpVerifyApi(RetryAfterMixin, APIView):
         request=s.OtpVerifyInput,
         responses={
             200: s.OtpVerifyOutput,
-            400: _error(
+            400: error_response(
                 "invalid / otp_invalid (extra.attempts_left) / otp_expired / otp_not_pending"
             ),
-            403: _error("account_inactive"),
-            429: _error("otp_locked (extra.retry_after) / rate_limited"),
+            403: error_response("account_inactive"),
+            429: error_response("otp_locked (extra.retry_after) / rate_limited"),
         },
     )
     def post(self, request: Request) -> Response:
@@ -208,7 +198,7 @@ class MeApi(APIView):
     @extend_schema(
         tags=["me"],
         summary=_("My profile, roles and scope"),
-        responses={200: s.MeOutput, 401: _error("not_authenticated / token_invalid")},
+        responses={200: s.MeOutput, 401: error_response("not_authenticated / token_invalid")},
     )
     def get(self, request: Request) -> Response:
         return Response(s.MeOutput(selectors.user_profile(user=request.user)).data)
@@ -243,9 +233,9 @@ class DevicesApi(mixins.ListModelMixin, GenericAPIView):
         responses={
             201: s.DeviceOutput,
             200: s.DeviceOutput,
-            400: _error("invalid / parse_error / idempotency_key_invalid"),
-            409: _error("idempotency_in_progress"),
-            422: _error("idempotency_key_reused"),
+            400: error_response("invalid / parse_error / idempotency_key_invalid"),
+            409: error_response("idempotency_in_progress"),
+            422: error_response("idempotency_key_reused"),
         },
     )
     @idempotent
@@ -265,7 +255,10 @@ class DeviceDetailApi(APIView):
     @extend_schema(
         tags=["devices"],
         summary=_("Stop push messages to one of my devices"),
-        responses={204: OpenApiResponse(description=_("Deactivated.")), 404: _error("not_found")},
+        responses={
+            204: OpenApiResponse(description=_("Deactivated.")),
+            404: error_response("not_found"),
+        },
     )
     def delete(self, request: Request, device_id: int) -> Response:
         services.device_deactivate(user=request.user, device_id=device_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
@@ -15,6 +17,11 @@ class ErrorEnvelopeSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "ErrorEnvelope"
+
+
+def error_response(description: Any) -> OpenApiResponse:
+    """One documented error answer: ``responses={404: error_response(_("not_found"))}``."""
+    return OpenApiResponse(response=ErrorEnvelopeSerializer, description=description)
 
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:

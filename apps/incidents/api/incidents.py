@@ -14,10 +14,8 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_field,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
@@ -27,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api.schema import error_response
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from apps.core.pagination import CursorPagination
@@ -47,21 +46,6 @@ from apps.incidents.transitions import allowed_actions
 from apps.regions.selectors import locate_street
 
 TAG = "incidents"
-
-# Its own component name: spectacular refuses two classes under one name (accounts and
-# regions each have theirs). Reports views may import this one.
-ErrorOutput = inline_serializer(
-    name="IncidentErrorEnvelope",
-    fields={
-        "code": serializers.CharField(),
-        "message": serializers.CharField(),
-        "extra": serializers.DictField(),
-    },
-)
-
-
-def error_response(description: Any) -> OpenApiResponse:
-    return OpenApiResponse(response=ErrorOutput, description=description)
 
 
 COMMON_ERRORS = {

@@ -18,7 +18,6 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
@@ -28,6 +27,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api.schema import error_response
 from apps.core.authentication import LenientJWTAuthentication
 from apps.core.errors import ApplicationError
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
@@ -45,19 +45,6 @@ from apps.incidents.throttles import (
 
 TAG = "reports"
 PHOTO_FIELDS = ("photos", "photos[]")
-
-ErrorOutput = inline_serializer(
-    name="ReportErrorEnvelope",
-    fields={
-        "code": serializers.CharField(),
-        "message": serializers.CharField(),
-        "extra": serializers.DictField(),
-    },
-)
-
-
-def error_response(description: str) -> OpenApiResponse:
-    return OpenApiResponse(response=ErrorOutput, description=description)
 
 
 def client_ip(request: Request) -> str | None:

@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.incidents import locks
 from apps.incidents.errors import IncidentErrorCode
+from apps.incidents.guards import resolve_guards_run
 from apps.incidents.models import Category, Incident, IncidentEvent, Loop, Severity
 from apps.incidents.taxonomy import category_fields_validate, severity_suggestion
 from apps.incidents.timeline import timeline_append
@@ -196,11 +197,17 @@ def incident_start(*, incident_id: int, by: Any) -> Incident:
 
 @transaction.atomic
 def incident_resolve(*, incident_id: int, by: Any, resolution: str) -> Incident:
-    """办结: in_progress → resolved with the result recorded."""
+    """办结: in_progress → resolved with the result recorded.
+
+    Apps above may refuse it (dispatch: tasks still under way) through the guards of
+    ``apps.incidents.guards``, run after the status check with the incident locked.
+    """
     resolution = _required_text("resolution", resolution)
     incident = locks.incident_for_update(incident_id)
     old_status = incident.status
-    incident.status = transition_target(status=old_status, action=IncidentAction.RESOLVE)
+    target = transition_target(status=old_status, action=IncidentAction.RESOLVE)
+    resolve_guards_run(incident)
+    incident.status = target
     incident.resolution = resolution
     incident.resolved_at = timezone.now()
     _save(incident, ["status", "resolution", "resolved_at"])

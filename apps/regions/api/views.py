@@ -11,13 +11,14 @@ from typing import Any
 
 import django_filters
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from apps.core.api.schema import error_response
 from apps.core.pagination import CursorPagination
 from apps.regions import selectors
 from apps.regions.api.serializers import (
@@ -31,21 +32,6 @@ from apps.regions.models import Management, Region, RegionKind, RegionLevel
 
 TAG = "regions"
 
-# Its own component name: spectacular refuses two classes under one name, and regions
-# cannot import the accounts one (layers). To be replaced by a shared core component.
-ErrorOutput = inline_serializer(
-    name="RegionErrorEnvelope",
-    fields={
-        "code": serializers.CharField(),
-        "message": serializers.CharField(),
-        "extra": serializers.DictField(),
-    },
-)
-
-
-def _error(description: Any) -> OpenApiResponse:
-    return OpenApiResponse(response=ErrorOutput, description=description)
-
 
 class RegionTreeApi(APIView):
     OutputSerializer = RegionTreeNodeSerializer
@@ -57,7 +43,10 @@ class RegionTreeApi(APIView):
             "Active regions only. A user with no staff or field membership (a citizen) "
             "gets an empty list."
         ),
-        responses={200: RegionTreeNodeSerializer(many=True), 401: _error(_("Not logged in"))},
+        responses={
+            200: RegionTreeNodeSerializer(many=True),
+            401: error_response(_("Not logged in")),
+        },
     )
     def get(self, request: Request) -> Response:
         # The selector already builds the documented shape (RegionTreeNode TypedDicts);
@@ -108,8 +97,8 @@ class RegionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         summary=_("Regions visible to me, in tree order"),
         responses={
             200: RegionOutputSerializer(many=True),
-            400: _error(_("Invalid filter")),
-            401: _error(_("Not logged in")),
+            400: error_response(_("Invalid filter")),
+            401: error_response(_("Not logged in")),
         },
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -119,8 +108,8 @@ class RegionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         summary=_("One region with its breadcrumb"),
         responses={
             200: RegionDetailOutputSerializer,
-            401: _error(_("Not logged in")),
-            404: _error(_("Unknown, or outside my regions")),
+            401: error_response(_("Not logged in")),
+            404: error_response(_("Unknown, or outside my regions")),
         },
     )
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -147,10 +136,10 @@ class RegionLookupApi(APIView):
         parameters=[RegionLookupInputSerializer],
         responses={
             200: RegionLookupOutputSerializer,
-            400: _error(_("lat/lng missing or invalid (extra.fields)")),
-            401: _error(_("Not logged in")),
-            422: _error(_("point_outside_area: the point is outside the new area")),
-            429: _error(_("Too many lookups")),
+            400: error_response(_("lat/lng missing or invalid (extra.fields)")),
+            401: error_response(_("Not logged in")),
+            422: error_response(_("point_outside_area: the point is outside the new area")),
+            429: error_response(_("Too many lookups")),
         },
     )
     def get(self, request: Request) -> Response:
