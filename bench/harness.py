@@ -206,6 +206,8 @@ class Options:
         env = {
             "postgres_url": os.environ.get("BENCH_POSTGRES_URL"),
             "redis_url": os.environ.get("BENCH_REDIS_URL"),
+            # Another name (ending in _bench) lets two runs share one server.
+            "database": os.environ.get("BENCH_DATABASE"),
         }
         return cls(**{**{k: v for k, v in env.items() if v}, **overrides})
 

@@ -6,3 +6,28 @@ class DispatchConfig(AppConfig):
     name = "apps.dispatch"
     label = "dispatch"
     verbose_name = _("Dispatch")
+
+    def ready(self) -> None:
+        from apps.accounts.models import Role
+        from apps.accounts.roles import register_role_permissions
+
+        # Operators and commanders run teams and dispatch in the admin: they edit teams
+        # (equipment, capabilities, out of service) and dispatch tasks, and look members,
+        # shifts and departments up. Administrators manage everything of dispatch.
+        command = {
+            ("dispatch", "view_team"),
+            ("dispatch", "change_team"),
+            ("dispatch", "view_teammember"),
+            ("dispatch", "view_shift"),
+            ("dispatch", "view_department"),
+            ("dispatch", "view_dispatchtask"),
+            ("dispatch", "add_dispatchtask"),
+            ("dispatch", "change_dispatchtask"),
+        }
+        register_role_permissions(Role.OPERATOR, command)
+        register_role_permissions(Role.COMMANDER, command)
+        register_role_permissions(Role.ADMIN, {("dispatch", "*")})
+
+        # Registers the incident resolve guard (no resolving while tasks are live); it
+        # must not depend on the admin module happening to import the services.
+        from apps.dispatch.services import tasks  # noqa: F401

@@ -16,3 +16,7 @@ class DispatchErrorCode(StrEnum):
     COMMAND_POST_IN_CHARGE = "command_post_in_charge"
     COMMAND_POST_EXISTS = "command_post_exists"
     PINGS_INVALID = "pings_invalid"
+    # Tasks work (services/tasks.py, room.py, command_post.py)
+    INCIDENT_HAS_OPEN_TASKS = "incident_has_open_tasks"  # resolve refused; extra: {task_ids}
+    COMMAND_POST_NOT_FOUND = "command_post_not_found"  # no open post on the incident
+    NOT_ON_INCIDENT = "not_on_incident"  # incident room: not a participant

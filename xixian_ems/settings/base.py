@@ -181,6 +181,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "apps.core.tasks.purge_idempotency_keys",
         "schedule": 3600.0,
     },
+    "dispatch-tracks-downsample": {
+        "task": "apps.dispatch.tasks.tracks_downsample_old",
+        "schedule": 900.0,
+    },
+    "dispatch-tracks-purge": {"task": "apps.dispatch.tasks.tracks_purge_old", "schedule": 3600.0},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 
@@ -311,6 +316,32 @@ INCIDENTS_DUPLICATE_WINDOW_HOURS = env.int("INCIDENTS_DUPLICATE_WINDOW_HOURS", d
 # Uploaded files do not count against DATA_UPLOAD_MAX_MEMORY_SIZE (form fields only) and
 # stream to temporary files above FILE_UPLOAD_MAX_MEMORY_SIZE, so Django's defaults hold
 # for nine 10 MB photos; the reverse proxy needs a body limit of about 100 MB.
+
+# --- Dispatch: recommendation ------------------------------------------------------------
+# Great-circle ETA: distance x road factor / speed. Keys are team kinds, optionally
+# "kind@region-code" for a region-specific speed; "default" for the rest.
+DISPATCH_SPEED_PROFILE_KMH = env.json(
+    "DISPATCH_SPEED_PROFILE_KMH",
+    default={"default": 30, "fire": 40, "medical": 40, "volunteer": 20},
+)
+DISPATCH_ROAD_FACTOR = env.float("DISPATCH_ROAD_FACTOR", default=1.3)
+DISPATCH_ROUTING_PROVIDER = env.str(
+    "DISPATCH_ROUTING_PROVIDER", default="apps.dispatch.routing.GreatCircleProvider"
+)
+DISPATCH_RECOMMEND_RADII_KM = env.list(
+    "DISPATCH_RECOMMEND_RADII_KM", cast=float, default=[2, 4, 8, 16, 32]
+)
+
+# --- Dispatch: positions and tracks ------------------------------------------------------
+DISPATCH_TRACK_BUCKET_MINUTES = env.int("DISPATCH_TRACK_BUCKET_MINUTES", default=10)
+DISPATCH_TRACK_RETENTION_DAYS = env.int("DISPATCH_TRACK_RETENTION_DAYS", default=30)
+DISPATCH_TRACK_DOWNSAMPLE_AFTER_HOURS = env.int("DISPATCH_TRACK_DOWNSAMPLE_AFTER_HOURS", default=24)
+DISPATCH_TRACK_DOWNSAMPLE_SECONDS = env.int("DISPATCH_TRACK_DOWNSAMPLE_SECONDS", default=30)
+DISPATCH_TRACK_REPLAY_MAX_HOURS = env.int("DISPATCH_TRACK_REPLAY_MAX_HOURS", default=24)
+DISPATCH_PING_MAX_BATCH = env.int("DISPATCH_PING_MAX_BATCH", default=500)
+DISPATCH_PING_MAX_FUTURE_SKEW_SECONDS = env.int(
+    "DISPATCH_PING_MAX_FUTURE_SKEW_SECONDS", default=120
+)
 
 # --- Open311 GeoReport v2 ---------------------------------------------------------------
 OPEN311_JURISDICTION_ID = env.str("OPEN311_JURISDICTION_ID", default="xixianxinqu.gov.cn")

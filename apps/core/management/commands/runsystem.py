@@ -51,8 +51,12 @@ class Command(BaseCommand):
 
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
+        call_command("load_regions", verbosity=0)  # reference data, idempotent
+        call_command("load_categories", verbosity=0)
+        call_command("load_departments", verbosity=0)
         if not options["no_seed"]:
             call_command("seed_demo", force=True)
+            call_command("seed_dispatch_demo", force=True)
 
         base = f"http://{options['host']}:{options['port']}"
         db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
