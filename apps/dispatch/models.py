@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.core.models import BaseModel
 from apps.core.scoping import restrict
@@ -229,7 +230,8 @@ class Shift(BaseModel):
 
 class TaskStatus(models.TextChoices):
     DISPATCHED = "dispatched", _("Dispatched")
-    ACCEPTED = "accepted", _("Accepted")
+    # Context: a task is "taken" (接单), an incident "accepted" (受理); one msgid each.
+    ACCEPTED = "accepted", pgettext_lazy("task status", "Accepted")
     DECLINED = "declined", _("Declined")
     EXPIRED = "expired", _("Expired")
     EN_ROUTE = "en_route", _("En route")
