@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.admin_mixins import ReadOnlyInlineMixin
 from apps.core.errors import ApplicationError
 from apps.dispatch.models import CommandPost, DispatchTask, RoomMessage, TaskEvent
 from apps.dispatch.services import tasks as task_services
@@ -45,23 +46,7 @@ class TaskReasonActionForm(ActionForm):
     reason = forms.CharField(label=_("Reason"), required=False, max_length=2000)
 
 
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class TaskEventInline(_ReadOnlyInline):
+class TaskEventInline(ReadOnlyInlineMixin, admin.TabularInline):
     """The task's timeline, oldest first (append-only)."""
 
     model = TaskEvent

@@ -33,12 +33,12 @@ Decisions (documented here because the table is the contract):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.errors import ApplicationError
+from apps.core import state_machine
+from apps.core.state_machine import Transition
 from apps.dispatch.errors import DispatchErrorCode
 from apps.dispatch.models import LIVE_TASK_STATUSES, TaskStatus
 
@@ -58,15 +58,6 @@ class TaskAction(StrEnum):
     REASSIGN = "reassign"
     INSTRUCTIONS = "instructions"
     ACK_DELIVERY = "ack_delivery"
-
-
-@dataclass(frozen=True)
-class Transition:
-    """``sources``: the statuses the action is allowed from; ``target``: the status it
-    leads to, or ``None`` when the action leaves the status alone."""
-
-    sources: frozenset[str]
-    target: str | None = None
 
 
 ALL_STATUSES = frozenset(S.values)
@@ -110,17 +101,15 @@ TIMESTAMP_FIELD: dict[str, str] = {
 def task_transition_target(*, status: str, action: TaskAction) -> str | None:
     """The status ``action`` leads to from ``status`` (``None``: unchanged), or raise
     ``illegal_task_transition`` (409) with ``extra = {"from", "action", "to"}``."""
-    rule = TRANSITIONS[action]
-    if status not in rule.sources:
-        raise ApplicationError(
-            DispatchErrorCode.ILLEGAL_TASK_TRANSITION,
-            _("This action is not allowed in the task's current status."),
-            extra={"from": status, "action": str(action), "to": rule.target},
-            status=409,
-        )
-    return rule.target
+    return state_machine.transition_target(
+        TRANSITIONS,
+        status=status,
+        action=action,
+        code=DispatchErrorCode.ILLEGAL_TASK_TRANSITION,
+        message=_("This action is not allowed in the task's current status."),
+    )
 
 
 def task_allowed_actions(status: str) -> list[str]:
     """The actions allowed from ``status``, in table order (for clients and admin)."""
-    return [str(action) for action, rule in TRANSITIONS.items() if status in rule.sources]
+    return state_machine.allowed_actions(TRANSITIONS, status)

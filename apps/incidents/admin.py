@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.admin_mixins import ReadOnlyInlineMixin
 from apps.core.errors import ApplicationError
 from apps.incidents.models import Attachment, Category, Incident, IncidentEvent, Report
 from apps.incidents.services import incidents as incident_services
@@ -91,25 +92,7 @@ def _thumbnail(attachment: Attachment) -> SafeString | str:
     )
 
 
-class _ReadOnlyInline:
-    """An inline that shows rows and never adds, changes or deletes them."""
-
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class AttachmentInline(_ReadOnlyInline, admin.TabularInline):
+class AttachmentInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = Attachment
     fields = ("preview", "content_type", "width", "height", "size", "exif_lat", "exif_lng")
     readonly_fields = fields
@@ -130,7 +113,7 @@ class ReportAttachmentInline(AttachmentInline):
 # --- Incidents -----------------------------------------------------------------------------
 
 
-class IncidentEventInline(_ReadOnlyInline, admin.TabularInline):
+class IncidentEventInline(ReadOnlyInlineMixin, admin.TabularInline):
     """The timeline, oldest first: append-only, so shown and never edited."""
 
     model = IncidentEvent

@@ -16,12 +16,12 @@ services, API (``allowed_actions`` in the detail) and admin alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.errors import ApplicationError
+from apps.core import state_machine
+from apps.core.state_machine import Transition
 from apps.incidents.errors import IncidentErrorCode
 from apps.incidents.models import IncidentStatus
 
@@ -39,15 +39,6 @@ class IncidentAction(StrEnum):
     CLASSIFY = "classify"
     REVISE_CASUALTIES = "casualties"
     NOTE = "note"
-
-
-@dataclass(frozen=True)
-class Transition:
-    """``sources``: the statuses the action is allowed from; ``target``: the status it
-    leads to, or ``None`` when the action leaves the status alone."""
-
-    sources: frozenset[str]
-    target: str | None = None
 
 
 ALL_STATUSES = frozenset(S.values)
@@ -78,17 +69,15 @@ MERGE_TARGET_STATUSES = OPEN
 def transition_target(*, status: str, action: IncidentAction) -> str | None:
     """The status ``action`` leads to from ``status`` (``None``: unchanged), or raise
     ``illegal_transition`` (409) with ``extra = {"from", "action", "to"}``."""
-    rule = TRANSITIONS[action]
-    if status not in rule.sources:
-        raise ApplicationError(
-            IncidentErrorCode.ILLEGAL_TRANSITION,
-            _("This action is not allowed in the incident's current status."),
-            extra={"from": status, "action": str(action), "to": rule.target},
-            status=409,
-        )
-    return rule.target
+    return state_machine.transition_target(
+        TRANSITIONS,
+        status=status,
+        action=action,
+        code=IncidentErrorCode.ILLEGAL_TRANSITION,
+        message=_("This action is not allowed in the incident's current status."),
+    )
 
 
 def allowed_actions(status: str) -> list[str]:
     """The actions allowed from ``status``, in table order (for clients and admin)."""
-    return [str(action) for action, rule in TRANSITIONS.items() if status in rule.sources]
+    return state_machine.allowed_actions(TRANSITIONS, status)

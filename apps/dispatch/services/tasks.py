@@ -29,14 +29,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.errors import ApplicationError, ErrorCode
+from apps.core.errors import ApplicationError
 from apps.core.transactions import on_commit
+from apps.core.validation import field_error, optional_text, required_text
 from apps.dispatch import locks
 from apps.dispatch.errors import DispatchErrorCode
 from apps.dispatch.models import (
@@ -71,6 +73,10 @@ from apps.incidents.timeline import timeline_append
 logger = logging.getLogger(__name__)
 
 TEXT_MAX_LENGTH = 2000
+# Field refusals shaped like serializer errors (services are also called from the admin).
+_required_text = partial(required_text, max_length=TEXT_MAX_LENGTH)
+_optional_text = partial(optional_text, max_length=TEXT_MAX_LENGTH)
+_invalid = field_error
 # Incident statuses a team may be sent to (and a task accepted on).
 DISPATCHABLE_INCIDENT_STATUSES = frozenset({IncidentStatus.ACCEPTED, IncidentStatus.IN_PROGRESS})
 UNDISPATCHABLE_TEAM_STATUSES = frozenset({TeamStatus.OFF_DUTY, TeamStatus.OUT_OF_SERVICE})
@@ -629,28 +635,3 @@ def _team_ids_checked(team_ids: Sequence[int]) -> list[int]:
 
 def _user_or_none(by: Any) -> Any:
     return by if getattr(by, "is_authenticated", False) else None
-
-
-def _required_text(field: str, value: str) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise _invalid(field, _("This field may not be blank."), code="blank")
-    return _optional_text(field, text)
-
-
-def _optional_text(field: str, value: str) -> str:
-    text = (value or "").strip()
-    if len(text) > TEXT_MAX_LENGTH:
-        raise _invalid(
-            field,
-            _("At most %(limit)s characters.") % {"limit": TEXT_MAX_LENGTH},
-            code="max_length",
-        )
-    return text
-
-
-def _invalid(field: str, message: Any, *, code: str = "invalid") -> ApplicationError:
-    return ApplicationError(
-        ErrorCode.INVALID,
-        extra={"fields": {field: [{"code": code, "message": str(message)}]}},
-    )

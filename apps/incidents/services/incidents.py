@@ -18,13 +18,15 @@ incident (``apps.incidents.public_status``), so it follows every transition by i
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.errors import ApplicationError, ErrorCode
+from apps.core.errors import ApplicationError
+from apps.core.validation import field_error, optional_text, required_text
 from apps.incidents import locks
 from apps.incidents.errors import IncidentErrorCode
 from apps.incidents.guards import resolve_guards_run
@@ -35,6 +37,10 @@ from apps.incidents.transitions import MERGE_TARGET_STATUSES, IncidentAction, tr
 from apps.regions.models import Region
 
 TEXT_MAX_LENGTH = 2000
+# Field refusals shaped like serializer errors (services are also called from the admin).
+_required_text = partial(required_text, max_length=TEXT_MAX_LENGTH)
+_optional_text = partial(optional_text, max_length=TEXT_MAX_LENGTH)
+_invalid = field_error
 CASUALTY_FIELDS = ("deaths", "injured", "missing", "trapped")
 
 
@@ -456,32 +462,6 @@ def _check_classification(*, severity: str | None, loop: str | None) -> None:
         raise _invalid("severity", _("Unknown severity."), code="invalid_choice")
     if loop is not None and loop not in Loop.values:
         raise _invalid("loop", _("Unknown loop."), code="invalid_choice")
-
-
-def _required_text(field: str, value: str) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise _invalid(field, _("This field may not be blank."), code="blank")
-    return _optional_text(field, text)
-
-
-def _optional_text(field: str, value: str) -> str:
-    text = (value or "").strip()
-    if len(text) > TEXT_MAX_LENGTH:
-        raise _invalid(
-            field,
-            _("At most %(limit)s characters.") % {"limit": TEXT_MAX_LENGTH},
-            code="max_length",
-        )
-    return text
-
-
-def _invalid(field: str, message: Any, *, code: str = "invalid") -> ApplicationError:
-    """The same shape as a serializer error, for callers that skip the API (admin)."""
-    return ApplicationError(
-        ErrorCode.INVALID,
-        extra={"fields": {field: [{"code": code, "message": str(message)}]}},
-    )
 
 
 def _merge_invalid(reason: str, *, status: int = 409, **extra: Any) -> ApplicationError:
