@@ -29,13 +29,18 @@ Measured with the same concurrency: the project under ASGI (``xixian_ems.asgi``,
 deployed topology), the project under WSGI (``uvicorn --interface wsgi
 xixian_ems.wsgi:application``: the whole request in one thread, no ``sync_to_async``
 hops), and ``bench/raw_intake.py``: one single-row autocommit INSERT into
-``incidents_report`` (the baseline of every ratio) and the project's intake SQL with
-psycopg (``raw_intake``). Before timing, every server must answer 201 with a 43-char
-token whose report row exists, with the client address recorded.
+``incidents_report`` (the baseline of every ratio), the project's intake SQL with
+psycopg (``raw_intake``) and the same work with group commit (``raw_intake_grouped``:
+batches of reports in one transaction each, the 201 after COMMIT), plus one unfigured
+group-commit run at 64 clients (``config.grouped_batches``: batch sizes and waits).
+Before timing, every server must answer 201 with a 43-char token whose report row
+exists, with the client address recorded; the grouped route must also replay a retry,
+and fail alone a row the database refuses while the rest of its batch commits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import random
@@ -43,6 +48,8 @@ import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 from bench.bench_regions import lookup_points
 from bench.harness import BenchContext, BenchError, Figure, Server, compare
@@ -61,6 +68,9 @@ RADIUS_KM = 1.5  # incidents and reports share the streets' neighbourhoods
 WORKLOAD = 30_000  # distinct reports per load run; more than any run can send (checked)
 CANDIDATE_SAMPLE = 200  # report points whose duplicate candidates the setup counts
 CLIENT_NET = int(ipaddress.IPv4Address("100.64.0.0"))  # carrier-grade NAT space
+GROUPED = "/intake_grouped"
+GROUPED_STATS = "/intake_grouped/stats"
+GROUPED_WIDE_CONCURRENCY = 64  # a second, unfigured run: how batches grow with load
 
 # (category, weight, text, category fields from a random source)
 CATEGORIES: list[tuple[str, int, str, Any]] = [
@@ -250,11 +260,15 @@ def _check_durable(ctx: BenchContext, server: Server, request: Request) -> dict[
 
 
 def _load_reports(
-    ctx: BenchContext, server: Server, workload: list[Request], label: str
+    ctx: BenchContext,
+    server: Server,
+    workload: list[Request],
+    label: str,
+    concurrency: int | None = None,
 ) -> LoadResult:
     """A load run that must create one report per request: none refused, none replayed."""
     before = _report_count(ctx)
-    result = ctx.load(server, workload, label=label)
+    result = ctx.load(server, workload, label=label, concurrency=concurrency)
     created = _report_count(ctx) - before
     # Requests go out in workload order; created < len(workload) proves no key was reused.
     if not result.requests <= created < len(workload):
@@ -263,6 +277,86 @@ def _load_reports(
             f"(workload {len(workload)}): replays or lost reports"
         )
     return result
+
+
+def _grouped_stats(server: Server) -> list[dict[str, Any]]:
+    """Each raw process's group-commit counters (``raw_intake.GroupStats``)."""
+    stats = []
+    for url in server.base_urls:
+        with httpx.Client(base_url=url, trust_env=False, timeout=10) as client:
+            response = client.get(GROUPED_STATS)
+            response.raise_for_status()
+            stats.append(response.json())
+    return stats
+
+
+def _grouped_delta(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batches of a load run (its warm-up included), summed over the processes."""
+    keys = ("batches", "reports", "fallbacks", "rejected", "wait_s", "commit_s")
+    total = {k: sum(a[k] - b[k] for a, b in zip(after, before, strict=True)) for k in keys}
+    batches, reports = max(total["batches"], 1), max(total["reports"], 1)
+    return {
+        "batches": total["batches"],
+        "reports": total["reports"],
+        "reports_per_batch": round(total["reports"] / batches, 2),
+        "largest_batch": max(a["largest"] for a in after),
+        "queue_wait_ms_mean": round(total["wait_s"] * 1000 / reports, 3),
+        "batch_ms_mean": round(total["commit_s"] * 1000 / batches, 3),
+        "fallbacks": total["fallbacks"],
+        "rejected": total["rejected"],
+    }
+
+
+async def _send_together(base_url: str, requests: list[Request]) -> list[tuple[int, Any]]:
+    """``requests`` at once, one connection each, to one process: they share batches."""
+    async with httpx.AsyncClient(base_url=base_url, trust_env=False, timeout=30) as client:
+        responses = await asyncio.gather(
+            *(
+                client.request(r.method, r.path, headers=dict(r.headers), content=r.body)
+                for r in requests
+            )
+        )
+    return [(response.status_code, response.json()) for response in responses]
+
+
+def _check_grouped_failures(
+    ctx: BenchContext, raw: Server, fresh: list[Request], committed: Request, answer: Any
+) -> dict[str, Any]:
+    """One process gets, at once: fresh reports, one of them twice (same key), a retry of
+    a committed report, and two reports the validation lets through but the database
+    driver refuses (a NUL byte in the text) or PostgreSQL does (a forwarded address that
+    is no IP). Bad rows must fail alone (400; their batch is retried row by row), the
+    others answer as ever, the duplicate and the retry replay, the rows are committed."""
+    body = json.loads(fresh[0].body)
+    body["text"] = "坏\u0000行"  # psycopg refuses it before sending
+    bad = Request.post_json(GROUPED, body, dict(fresh[0].headers), expect=400)
+    headers = {**dict(fresh[1].headers), "X-Forwarded-For": "not-an-address"}
+    bad_ip = Request.post_json(GROUPED, json.loads(fresh[1].body), headers, expect=400)
+    good = fresh[2:]  # PostgreSQL refuses ``bad_ip`` (no inet) and aborts its transaction
+    batch = [bad, bad_ip, *good, good[0], committed]
+    before = _grouped_stats(raw)[0]
+    answers = asyncio.run(_send_together(raw.base_url, batch))
+    after = _grouped_stats(raw)[0]
+    if answers[0][0] != 400 or answers[1][0] != 400:
+        raise BenchError(f"grouped intake: refused rows answered {answers[:2]}")
+    for request, (status, got) in zip(good, answers[2 : len(good) + 2], strict=True):
+        token = got.get("token") if status == 201 else None
+        rows = ctx.sql("SELECT device_id FROM incidents_report WHERE token = %s", (token,))
+        if token is None or rows != [(dict(request.headers)["X-Device-Id"],)]:
+            raise BenchError(f"grouped intake: a good report beside a bad one failed: {got}")
+    if answers[-2] != answers[2] or answers[-1] != (201, answer):
+        raise BenchError(f"grouped intake: duplicate/retry did not replay: {answers[-2:]}")
+    refused = [dict(r.headers)["X-Device-Id"] for r in (bad, bad_ip)]
+    if ctx.sql("SELECT 1 FROM incidents_report WHERE device_id = ANY(%s)", (refused,)):
+        raise BenchError("grouped intake: a refused row was stored")
+    if after["fallbacks"] <= before["fallbacks"] or after["rejected"] < before["rejected"] + 2:
+        raise BenchError(f"grouped intake: the failed batch was not retried: {after}")
+    return {
+        "sent_together": len(batch),
+        "batches": after["batches"] - before["batches"],
+        "fallbacks": after["fallbacks"] - before["fallbacks"],
+        "rejected": after["rejected"] - before["rejected"],
+    }
 
 
 def run(ctx: BenchContext) -> list[Figure]:
@@ -290,23 +384,42 @@ def run(ctx: BenchContext) -> list[Figure]:
     }:
         raise BenchError(f"the intake answer changed shape: {sorted(first)}")
     raw_checks = _workload(report_points, run=8, size=len(checks), path="/intake")
-    for index, (check, raw_check) in enumerate(zip(checks[2:], raw_checks[2:], strict=True)):
+    grouped_checks = _workload(report_points, run=7, size=len(checks), path=GROUPED)
+    for index, (check, raw_check, grouped_check) in enumerate(
+        zip(checks[2:], raw_checks[2:], grouped_checks[2:], strict=True)
+    ):
         project = _post(ctx, asgi if index % 2 else wsgi, check)
-        substrate = _post(ctx, raw, raw_check)
-        body, raw_body = json.loads(check.body), json.loads(raw_check.body)
-        if (body["lat"], body["lng"]) != (raw_body["lat"], raw_body["lng"]):
-            raise BenchError("check workloads out of step")
-        same = {k: v for k, v in project.items() if k not in {"id", "token", "created_at"}}
-        mine = {k: v for k, v in substrate.items() if k not in {"id", "token", "created_at"}}
-        same["tracking_url"] = urlsplit(project["tracking_url"]).path.replace(project["token"], "")
-        mine["tracking_url"] = urlsplit(substrate["tracking_url"]).path.replace(
-            substrate["token"], ""
-        )
-        if same != mine or set(project) != set(substrate):
-            raise BenchError(
-                f"raw intake does not answer like the project:\n  project: {project}\n"
-                f"  raw:     {substrate}"
+        for route, substrate_check in (("/intake", raw_check), (GROUPED, grouped_check)):
+            substrate = _post(ctx, raw, substrate_check)
+            body, raw_body = json.loads(check.body), json.loads(substrate_check.body)
+            if (body["lat"], body["lng"]) != (raw_body["lat"], raw_body["lng"]):
+                raise BenchError("check workloads out of step")
+            same = {k: v for k, v in project.items() if k not in {"id", "token", "created_at"}}
+            mine = {k: v for k, v in substrate.items() if k not in {"id", "token", "created_at"}}
+            same["tracking_url"] = urlsplit(project["tracking_url"]).path.replace(
+                project["token"], ""
             )
+            mine["tracking_url"] = urlsplit(substrate["tracking_url"]).path.replace(
+                substrate["token"], ""
+            )
+            if same != mine or set(project) != set(substrate):
+                raise BenchError(
+                    f"raw {route} does not answer like the project:\n  project: {project}\n"
+                    f"  raw:     {substrate}"
+                )
+    # Group commit: the 201 follows the COMMIT (row there, retry replays), and a row
+    # PostgreSQL refuses fails alone.
+    grouped_durable = _check_durable(ctx, raw, grouped_checks[0])
+    ctx.note(
+        "grouped_failure_check",
+        _check_grouped_failures(
+            ctx,
+            raw,
+            _workload(report_points, run=6, size=10, path=GROUPED),
+            grouped_checks[0],
+            grouped_durable,
+        ),
+    )
     insert_check = Request.post_json("/insert", json.loads(checks[0].body), expect=201)
     inserted = _post(ctx, raw, insert_check)
     if not ctx.sql("SELECT 1 FROM incidents_report WHERE id = %s", (inserted["id"],)):
@@ -343,6 +456,11 @@ def run(ctx: BenchContext) -> list[Figure]:
             "intake_wsgi": "uvicorn --interface wsgi xixian_ems.wsgi:application",
             "raw_insert": "bench/raw_intake.py /insert: one autocommit INSERT per request",
             "raw_intake": "bench/raw_intake.py /intake: the project's intake SQL, psycopg",
+            "raw_intake_grouped": (
+                "bench/raw_intake.py /intake_grouped: /intake's validation, then group "
+                "commit (one writer task per process; batches of at most 64 reports or "
+                "5 ms, one transaction each; the 201 after COMMIT)"
+            ),
         },
     )
 
@@ -350,6 +468,27 @@ def run(ctx: BenchContext) -> list[Figure]:
     measured_wsgi = _load_reports(ctx, wsgi, _workload(report_points, 1), "intake wsgi")
     raw_insert = _load_reports(ctx, raw, _workload(report_points, 2, path="/insert"), "raw insert")
     raw_intake = _load_reports(ctx, raw, _workload(report_points, 3, path="/intake"), "raw intake")
+    before = _grouped_stats(raw)
+    raw_grouped = _load_reports(
+        ctx, raw, _workload(report_points, 4, path=GROUPED), "raw intake grouped"
+    )
+    batches = {f"c{ctx.options.concurrency}": _grouped_delta(before, before := _grouped_stats(raw))}
+    wide = _load_reports(
+        ctx,
+        raw,
+        _workload(report_points, 5, path=GROUPED),
+        f"raw intake grouped c{GROUPED_WIDE_CONCURRENCY}",
+        concurrency=GROUPED_WIDE_CONCURRENCY,
+    )
+    batches[f"c{GROUPED_WIDE_CONCURRENCY}"] = {
+        **_grouped_delta(before, _grouped_stats(raw)),
+        "rps": round(wide.rps, 1),
+        "p50_ms": round(wide.latency.p50_ms, 2),
+        "p99_ms": round(wide.latency.p99_ms, 2),
+        "server_cpu_ms": round(wide.server_cpu_ms, 3),
+        "cpu_cores": {k: round(v, 2) for k, v in wide.cpu_cores.items()},
+    }
+    ctx.note("grouped_batches", batches)
 
     figures: list[Figure] = []
     for name, result, what in (
@@ -372,5 +511,16 @@ def run(ctx: BenchContext) -> list[Figure]:
         ),
         compare("raw_intake.p99", raw_intake, raw_insert, "p99"),
         compare("raw_intake.server_cpu", raw_intake, raw_insert, "server_cpu"),
+        compare(
+            "raw_intake_grouped.rps",
+            raw_grouped,
+            raw_insert,
+            "rps",
+            goal=GOAL_RPS,
+            description="/intake's work with group commit (batches in one transaction)",
+        ),
+        compare("raw_intake_grouped.p50", raw_grouped, raw_insert, "p50"),
+        compare("raw_intake_grouped.p99", raw_grouped, raw_insert, "p99", goal=GOAL_P99_MS),
+        compare("raw_intake_grouped.server_cpu", raw_grouped, raw_insert, "server_cpu"),
     ]
     return figures
