@@ -28,7 +28,7 @@ from rest_framework.views import APIView
 
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from apps.core.pagination import CursorPagination
-from apps.dispatch.models import Team, TeamKind, TeamMember, TeamStatus
+from apps.dispatch.models import Team, TeamKind, TeamStatus
 from apps.dispatch.recommendation import LIMIT_MAX, Recommendation, recommend_teams
 from apps.dispatch.selectors import teams as selectors
 from apps.dispatch.services import teams as services
@@ -317,18 +317,10 @@ class MyDutyApi(APIView):
     def post(self, request: Request) -> Response:
         data = DutyInput(data=request.data)
         data.is_valid(raise_exception=True)
-        team_id = None
-        code = data.validated_data.get("team")
-        if code:
-            team_id = (
-                TeamMember.objects.filter(user=request.user, team__code=code, is_active=True)
-                .values_list("team_id", flat=True)
-                .first()
-            )
-            if team_id is None:
-                team_id = 0  # no team has id 0: the service answers not_team_member
         member = services.team_set_duty(
-            user=request.user, on_duty=data.validated_data["on_duty"], team_id=team_id
+            user=request.user,
+            on_duty=data.validated_data["on_duty"],
+            team_code=data.validated_data.get("team") or None,
         )
         return Response(DutyOutput(member).data)
 

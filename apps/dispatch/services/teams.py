@@ -138,9 +138,11 @@ def team_return_to_service(*, team_id: int, by: Any) -> Team:
 
 
 @transaction.atomic
-def team_set_duty(*, user: Any, on_duty: bool, team_id: int | None = None) -> TeamMember:
-    """The responder ``user`` goes on or off duty in their team (``team_id`` needed only
-    when they belong to several active teams).
+def team_set_duty(
+    *, user: Any, on_duty: bool, team_id: int | None = None, team_code: str | None = None
+) -> TeamMember:
+    """The responder ``user`` goes on or off duty in their team (``team_id`` or
+    ``team_code`` needed only when they belong to several active teams).
 
     1. find the membership (``not_team_member`` 403 if none; ``invalid`` if several and
        no ``team_id``);
@@ -153,6 +155,8 @@ def team_set_duty(*, user: Any, on_duty: bool, team_id: int | None = None) -> Te
     memberships = TeamMember.objects.filter(user=user, is_active=True, team__is_active=True)
     if team_id is not None:
         memberships = memberships.filter(team_id=team_id)
+    if team_code:
+        memberships = memberships.filter(team__code=team_code)
     candidates = list(memberships.values_list("pk", "team_id")[:2])
     if not candidates:
         raise ApplicationError(

@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from apps.accounts import services as account_services
 from apps.accounts.models import Role, User
@@ -34,7 +35,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG and not options["force"]:
-            raise CommandError("seed_dispatch_demo is for development; pass --force.")
+            raise CommandError(_("seed_dispatch_demo is for development; pass --force."))
         data = json.loads(Path(options["teams"]).read_text(encoding="utf-8"))
         counts = services.departments_load_fixture()
         with transaction.atomic():
