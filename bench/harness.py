@@ -25,6 +25,7 @@ would silently stop matching production as soon as production gains a setting.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -82,6 +83,7 @@ Better = Literal["higher", "lower"]
 NOISE_CORES = 0.25
 
 MINT_TOKENS_SCRIPT = """
+import hashlib
 import json
 from django.contrib.auth import get_user_model
 from rest_framework_simplejwt.tokens import AccessToken
@@ -322,6 +324,7 @@ class Server:
         self.log_path = LOG_DIR / f"server-{name}.log"
         self._env = dict(env)
         self._processes: list[subprocess.Popen[bytes]] = []
+        self.started_at: float | None = None  # time.perf_counter() when it was ready
 
     def command(self, port: int) -> list[str]:
         return [
@@ -391,6 +394,7 @@ class Server:
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}: {exc}"
             time.sleep(0.25)
+        self.started_at = time.perf_counter()
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the group (uvicorn drains), SIGKILL whatever is left after ``timeout``."""
@@ -417,6 +421,133 @@ class Server:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+    @property
+    def description(self) -> str:
+        """How the server runs, for the start message and results."""
+        flag = "" if self.interface == "asgi" else f" --interface {self.interface}"
+        return f"{self.workers} x uvicorn {self.app}{flag}, one port each"
+
+    def _role(self, pid: int) -> str:
+        """``worker`` (serves requests) or ``master`` (a process manager that does not)."""
+        return "worker"  # a single-worker uvicorn process serves requests itself
+
+    def memory(self) -> list[ProcessMemory]:
+        """Resident memory of every process of the group now (Linux /proc; else empty)."""
+        if not self._processes:
+            raise BenchError(f"server {self.name} is not running")
+        return [
+            ProcessMemory(pid=pid, role=self._role(pid), rss_mib=rss, peak_rss_mib=peak)
+            for pid, rss, peak in group_memory(self.pgid)
+        ]
+
+
+WorkerClass = Literal["sync", "gthread"]
+
+
+class GunicornServer(Server):
+    """``workers`` gunicorn masters with one worker process each, one port each (WSGI).
+
+    The same layout as :class:`Server` (the kernel must not pick the worker; see there),
+    so a gunicorn run compares with a uvicorn run process for process. Each master only
+    supervises its worker; the group's CPU includes it (it is part of the deployment).
+
+    ``worker_class="sync"``: one request at a time per worker, and the connection is
+    closed after every response (sync workers do not keep connections alive), so every
+    request also pays a TCP connect. ``"gthread"``: ``threads`` requests at a time in a
+    thread pool; idle keep-alive connections wait in the worker's poller, not in a thread.
+    No control socket (gunicorn >= 25.1 opens one per master at a fixed path by default, and
+    several masters would fight over it) and no access log, like the uvicorn servers.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        app: str,
+        *,
+        workers: int,
+        env: Mapping[str, str],
+        worker_class: WorkerClass = "sync",
+        threads: int = 1,
+    ) -> None:
+        if worker_class == "sync" and threads != 1:
+            # gunicorn silently switches a sync worker with threads > 1 to gthread.
+            raise BenchError("a sync worker has one thread; use worker_class='gthread'")
+        if threads < 1:
+            raise BenchError(f"threads must be >= 1, not {threads}")
+        super().__init__(name, app, workers=workers, env=env, interface="wsgi")
+        self.worker_class = worker_class
+        self.threads = threads
+
+    def command(self, port: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            self.app,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--worker-class",
+            self.worker_class,
+            "--threads",
+            str(self.threads),
+            "--no-control-socket",
+            "--log-level",
+            "warning",
+        ]
+
+    @property
+    def description(self) -> str:
+        threads = f" --threads {self.threads}" if self.worker_class == "gthread" else ""
+        return (
+            f"{self.workers} x gunicorn {self.app} --workers 1 --worker-class "
+            f"{self.worker_class}{threads}, one port each"
+        )
+
+    def _role(self, pid: int) -> str:
+        return "master" if any(p.pid == pid for p in self._processes) else "worker"
+
+
+@dataclass(frozen=True)
+class ProcessMemory:
+    """One server process's resident memory: now (VmRSS) and its peak so far (VmHWM)."""
+
+    pid: int
+    role: str
+    rss_mib: float
+    peak_rss_mib: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "role": self.role,
+            "rss_mib": round(self.rss_mib, 1),
+            "peak_rss_mib": round(self.peak_rss_mib, 1),
+        }
+
+
+def group_memory(pgid: int) -> list[tuple[int, float, float]]:
+    """``(pid, VmRSS MiB, VmHWM MiB)`` of every process in group ``pgid``, by pid."""
+    found: list[tuple[int, float, float]] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+            if int(raw[raw.rfind(")") + 2 :].split()[2]) != pgid:
+                continue
+            status = (stat.parent / "status").read_text()
+        except (OSError, IndexError, ValueError):
+            continue  # the process exited while we were looking
+        kib = {
+            key: int(value.split()[0])
+            for key, _, value in (line.partition(":") for line in status.splitlines())
+            if key in ("VmRSS", "VmHWM")
+        }
+        if "VmRSS" in kib:
+            pid = int(stat.parent.name)
+            found.append((pid, kib["VmRSS"] / 1024, kib.get("VmHWM", kib["VmRSS"]) / 1024))
+    return sorted(found)
 
 
 # --- CPU accounting -------------------------------------------------------------------------
@@ -535,7 +666,14 @@ def machine_info(options: Options) -> dict[str, Any]:
         "redis": redis_version,
         "packages": {
             name: _version(name)
-            for name in ("django", "djangorestframework", "uvicorn", "psycopg", "channels")
+            for name in (
+                "django",
+                "djangorestframework",
+                "uvicorn",
+                "gunicorn",
+                "psycopg",
+                "channels",
+            )
         },
         "note": (
             f"the load generator, the servers, PostgreSQL and Redis share these "
@@ -666,6 +804,9 @@ class BenchContext:
             redis_url=self.options.redis_url,
             secret_key=self._secret_key,
             DEMO_PASSWORD=self.demo_password,
+            # Channel names of this run only: two bench runs on one Redis (or a run beside
+            # a test's servers) must not deliver each other's events to their sockets.
+            CHANNEL_LAYER_PREFIX=f"bench{hashlib.sha256(self._secret_key.encode()).hexdigest()[:8]}",
         )
 
     def manage(self, *args: str, timeout: float = 300.0) -> str:
@@ -724,12 +865,40 @@ class BenchContext:
             server = Server(
                 name, app, workers=self.options.workers, env=self.env, interface=interface
             )
-            self._stack.callback(server.stop)
-            flag = "" if interface == "asgi" else f" --interface {interface}"
-            print(f"  starting {name}: {self.options.workers} x uvicorn {app}{flag}, one port each")
-            server.start(ready_path)
-            self._servers[key] = server
+            self._start(key, server, ready_path)
         return server
+
+    def gunicorn(
+        self,
+        app: str = DJANGO_WSGI_APP,
+        *,
+        worker_class: WorkerClass = "sync",
+        threads: int = 1,
+        ready_path: str = "/readyz",
+    ) -> Server:
+        """A WSGI ``app`` under gunicorn (:class:`GunicornServer`), started on first use:
+        one single-worker master per worker, one port each, like :meth:`server`."""
+        variant = worker_class if worker_class == "sync" else f"{worker_class}{threads}"
+        key = f"{app} (gunicorn {variant})"
+        server = self._servers.get(key)
+        if server is None:
+            stem = "django" if app == DJANGO_WSGI_APP else app.split(":", 1)[0].rsplit(".", 1)[-1]
+            server = GunicornServer(
+                f"{stem}-gunicorn-{variant}",
+                app,
+                workers=self.options.workers,
+                env=self.env,
+                worker_class=worker_class,
+                threads=threads,
+            )
+            self._start(key, server, ready_path)
+        return server
+
+    def _start(self, key: str, server: Server, ready_path: str) -> None:
+        self._stack.callback(server.stop)
+        print(f"  starting {server.name}: {server.description}")
+        server.start(ready_path)
+        self._servers[key] = server
 
     def django(self, interface: Interface = "asgi") -> Server:
         """The project itself with production settings: ``xixian_ems.asgi:application``,
