@@ -13,15 +13,21 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from apps.incidents.intake.asgi import IntakeFastPath  # noqa: E402
 from apps.realtime.auth import JwtAuthMiddleware  # noqa: E402
 from xixian_ems.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        # No Origin check: sockets authenticate by JWT only, never by cookie, so a
-        # cross-site page cannot ride a session (the attack Origin checks stop), and
-        # native mobile WebSocket clients often send no Origin at all.
-        "websocket": JwtAuthMiddleware(URLRouter(websocket_urlpatterns)),
-    }
+# The fast intake path sits outermost: it takes valid anonymous JSON reports before
+# Django (apps.incidents.intake), passes everything else through, and answers the
+# server's lifespan messages (drains its writer at shutdown).
+application = IntakeFastPath(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            # No Origin check: sockets authenticate by JWT only, never by cookie, so a
+            # cross-site page cannot ride a session (the attack Origin checks stop), and
+            # native mobile WebSocket clients often send no Origin at all.
+            "websocket": JwtAuthMiddleware(URLRouter(websocket_urlpatterns)),
+        }
+    )
 )

@@ -19,6 +19,8 @@ api_v1 = [
     path("", include("apps.regions.api.urls")),
     path("", include("apps.incidents.api.urls")),
     path("", include("apps.dispatch.api.urls")),
+    path("", include("apps.notifications.api.urls")),
+    path("", include("apps.analytics.api.urls")),
 ]
 
 urlpatterns = [

@@ -17,9 +17,10 @@ class AccountsConfig(AppConfig):
 
         register_scope_resolver(resolve_scope)
         # Wiring, not domain behaviour: the role groups follow the permissions that
-        # exist after each migrate (accounts migrates after regions, so both are there).
+        # exist after each migrate. Django creates each app's permissions on that app's
+        # own post_migrate, so the receiver acts on the last app's (every app's
+        # permissions exist by then; see ensure_role_groups_after_migrate).
         post_migrate.connect(
             ensure_role_groups_after_migrate,
-            sender=self,
             dispatch_uid="accounts.ensure_role_groups",
         )

@@ -9,6 +9,7 @@ permissions reach the roles without a data migration.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
@@ -76,6 +77,12 @@ def ensure_role_groups() -> dict[str, Group]:
     return groups
 
 
-def ensure_role_groups_after_migrate(**kwargs: object) -> None:
-    """``post_migrate`` receiver (wiring only): keep the role groups current."""
-    ensure_role_groups()
+def ensure_role_groups_after_migrate(**kwargs: Any) -> None:
+    """``post_migrate`` receiver (wiring only): keep the role groups current, once per
+    migrate, after the last installed app's permissions were created (each app's
+    permissions appear on its own ``post_migrate``, in ``INSTALLED_APPS`` order)."""
+    from django.apps import apps
+
+    last = list(apps.get_app_configs())[-1]
+    if kwargs.get("app_config") is last:
+        ensure_role_groups()

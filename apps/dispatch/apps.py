@@ -30,4 +30,15 @@ class DispatchConfig(AppConfig):
 
         # Registers the incident resolve guard (no resolving while tasks are live); it
         # must not depend on the admin module happening to import the services.
-        from apps.dispatch.services import tasks  # noqa: F401
+        from apps.dispatch.services import tasks
+
+        # How the SLA engine locks, records on and expires tasks, and who their (and
+        # their incidents') assignees and team leaders are (apps.sla imports no app above).
+        tasks.sla_register()
+
+        # Notifications ask whether a responder is on duty before muting a push; only
+        # dispatch knows, and notifications must not import it (layers).
+        from apps.dispatch.push import members_on_duty
+        from apps.notifications.duty import register_on_duty_provider
+
+        register_on_duty_provider(members_on_duty)

@@ -24,6 +24,7 @@ from apps.core.admin_mixins import ReadOnlyInlineMixin
 from apps.core.errors import ApplicationError
 from apps.incidents.models import Attachment, Category, Incident, IncidentEvent, Report
 from apps.incidents.services import incidents as incident_services
+from apps.incidents.services import sla as sla_services
 from apps.regions.admin_mixins import RegionScopedAdminMixin
 
 # --- Categories ----------------------------------------------------------------------------
@@ -136,22 +137,35 @@ class IncidentAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
         "loop",
         "category",
         "region",
+        "command_region",
+        "supervised_at",
         "is_drill",
         "created_at",
     )
     list_filter = ("status", "severity", "loop", "category", "region", "is_drill", "source")
-    list_select_related = ("category", "region")
+    list_select_related = ("category", "region", "command_region")
     search_fields = ("number", "title", "address", "reporter_phone")
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
     inlines = (IncidentEventInline, IncidentAttachmentInline)
     action_form = ReasonActionForm
-    actions = ("accept_selected", "close_selected")
+    actions = (
+        "accept_selected",
+        "close_selected",
+        "reopen_selected",
+        "confirm_closure_selected",
+        "supervise_selected",
+        "raise_loop_selected",
+    )
     fieldsets = (
         (None, {"fields": ("number", "title", "description", "status", "merged_into")}),
         (
             _("Classification"),
             {"fields": ("category", "severity", "loop", "priority", "source", "is_drill")},
+        ),
+        (
+            _("Command and supervision"),
+            {"fields": ("command_region", "supervised_at")},
         ),
         (_("Location"), {"fields": ("region", "address", "lat", "lng")}),
         (_("Reporter"), {"fields": ("reporter_name", "reporter_phone", "extra")}),
@@ -207,6 +221,73 @@ class IncidentAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
                 incident_id=incident.pk, by=request.user, note=note
             ),
             _("%(count)d incident(s) closed."),
+        )
+
+    # --- Verification and SLA escalation by hand (apps.incidents.services.sla) ---------------
+
+    @admin.action(
+        description=_("Verification failed: reopen selected (give the reason)"),
+        permissions=["change"],
+    )
+    def reopen_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        reason = request.POST.get("reason", "").strip()
+        if not reason:
+            self.message_user(
+                request, _("Enter what failed verification in the box."), messages.ERROR
+            )
+            return
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda incident: incident_services.incident_reopen(
+                incident_id=incident.pk, by=request.user, reason=reason
+            ),
+            _("%(count)d incident(s) reopened."),
+        )
+
+    @admin.action(
+        description=_("Confirm the closure of selected (after the citizen's feedback)"),
+        permissions=["change"],
+    )
+    def confirm_closure_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        note = request.POST.get("reason", "")
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda incident: sla_services.incident_verification_confirm(
+                incident_id=incident.pk, by=request.user, note=note
+            ),
+            _("%(count)d closure(s) confirmed."),
+        )
+
+    @admin.action(description=_("Supervise selected (督办)"), permissions=["change"])
+    def supervise_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        reason = request.POST.get("reason", "")
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda incident: sla_services.incident_supervise(
+                incident_id=incident.pk, by=request.user, reason=reason
+            ),
+            _("%(count)d incident(s) supervised."),
+        )
+
+    @admin.action(
+        description=_("Raise the loop of selected (command moves up)"), permissions=["change"]
+    )
+    def raise_loop_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        reason = request.POST.get("reason", "")
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda incident: sla_services.incident_raise_loop(
+                incident_id=incident.pk, by=request.user, reason=reason
+            ),
+            _("%(count)d incident(s) raised."),
         )
 
 

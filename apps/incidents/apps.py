@@ -10,6 +10,7 @@ class IncidentsConfig(AppConfig):
     def ready(self) -> None:
         from apps.accounts.models import Role
         from apps.accounts.roles import register_role_permissions
+        from apps.incidents import signals  # noqa: F401 (connects the receivers)
 
         # Operators and commanders triage and command incidents in the admin; the
         # timeline is read-only for everyone (append-only).
@@ -29,3 +30,9 @@ class IncidentsConfig(AppConfig):
             {("incidents", "view_incident"), ("incidents", "view_incidentevent")},
         )
         register_role_permissions(Role.ADMIN, {("incidents", "*")})
+
+        # How the SLA engine locks, records on, supervises and raises incidents and
+        # reports (apps.sla imports no app above it).
+        from apps.incidents.services import sla as incident_sla
+
+        incident_sla.register()

@@ -21,11 +21,12 @@ even hours apart, whereas two reports a minute apart 450 m away are often two ha
 The small penalty puts a same-category incident ahead of an equally near related one.
 Ties break by newest incident, then id, so the order is deterministic.
 
-Computed on demand, not stored at submit time: the answer changes as incidents open,
-close and merge, and a stored list would be stale by the time an operator looks at
-it. The query is cheap: a latitude/longitude bounding box on plain columns (the
-partial index on open incidents narrows it further), then exact haversine in Python
-on the few rows that survive.
+Computed on demand at triage, not stored: the answer changes as incidents open, close
+and merge, and a stored list would be stale by the time an operator looks at it. Intake
+computes a snapshot once, for the operator board's "new report" event (a batched
+version of the same query, :mod:`apps.incidents.intake.sql`). The query is cheap: a
+latitude/longitude bounding box on plain columns (the partial index on open incidents
+narrows it further), then exact haversine in Python on the few rows that survive.
 """
 
 from __future__ import annotations
@@ -124,25 +125,49 @@ def duplicate_candidates(
 
     candidates: list[Candidate] = []
     for incident in rows:
-        distance_m = haversine_km(lat, lng, incident.lat, incident.lng) * 1000
-        if distance_m > radius:
-            continue
-        age_hours = abs((at - incident.created_at).total_seconds()) / 3600
         same = incident.category_id == category.pk
-        score = DISTANCE_WEIGHT * distance_m / radius + AGE_WEIGHT * min(age_hours / window, 1.0)
-        if not same:
-            score += RELATED_CATEGORY_PENALTY
+        measured = measure(
+            lat, lng, at, incident.lat, incident.lng, incident.created_at, same, radius, window
+        )
+        if measured is None:
+            continue
+        distance_m, age_hours, score = measured
         candidates.append(
             Candidate(
                 incident=incident,
-                distance_m=round(distance_m, 1),
-                age_hours=round(age_hours, 3),
+                distance_m=distance_m,
+                age_hours=age_hours,
                 same_category=same,
-                score=round(score, 4),
+                score=score,
             )
         )
     candidates.sort(key=lambda c: (c.score, -c.incident.created_at.timestamp(), c.incident.pk))
     return candidates[:limit]
+
+
+def measure(
+    lat: float,
+    lng: float,
+    at: datetime,
+    incident_lat: float,
+    incident_lng: float,
+    incident_created_at: datetime,
+    same_category: bool,
+    radius_m: float,
+    window_hours: float,
+) -> tuple[float, float, float] | None:
+    """(distance m, |age| h, score) of one incident for a report, or ``None`` beyond the
+    radius. Shared by :func:`duplicate_candidates` and the batched intake query."""
+    distance_m = haversine_km(lat, lng, incident_lat, incident_lng) * 1000
+    if distance_m > radius_m:
+        return None
+    age_hours = abs((at - incident_created_at).total_seconds()) / 3600
+    score = DISTANCE_WEIGHT * distance_m / radius_m + AGE_WEIGHT * min(
+        age_hours / window_hours, 1.0
+    )
+    if not same_category:
+        score += RELATED_CATEGORY_PENALTY
+    return round(distance_m, 1), round(age_hours, 3), round(score, 4)
 
 
 def _visible(user: Any) -> Any:

@@ -191,6 +191,19 @@ class Incident(BaseModel):
     in_progress_at = models.DateTimeField(_("in progress since"), null=True, blank=True)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    # 督办: set by the first supervision (an SLA ladder step or an operator); each one is
+    # also an IncidentEvent(kind=supervised).
+    supervised_at = models.DateTimeField(_("supervised since (督办)"), null=True, blank=True)
+    # Where command sits: NULL = the incident's own street (small loop); raising the loop
+    # moves it to the new town (medium) and the new area (large).
+    command_region = models.ForeignKey(
+        "regions.Region",
+        verbose_name=_("command region"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("created by"),
@@ -274,6 +287,15 @@ class IncidentEventKind(models.TextChoices):
     COMMAND_POST_ESTABLISHED = "command_post_established", _("On-site command post set up")
     COMMAND_POST_CLOSED = "command_post_closed", _("On-site command post closed")
     COMMAND_POST_MEMBERS = "command_post_members", _("Command post members changed")
+    # SLA (apps.sla escalations, written through apps.incidents.services.sla).
+    SUPERVISED = "supervised", _("Marked supervised (督办)")
+    LOOP_RAISED = "loop_raised", _("Loop raised, command moved up")
+    SLA_TARGET_MISSED = "sla_target_missed", _("Time target missed")
+    SLA_BREACHED = "sla_breached", _("Deadline breached")
+    SLA_ESCALATED = "sla_escalated", _("Escalated")
+    SLA_PAUSED = "sla_paused", _("Clock paused")
+    SLA_RESUMED = "sla_resumed", _("Clock resumed")
+    VERIFICATION_CONFIRMED = "verification_confirmed", _("Closure confirmed after review")
 
 
 class IncidentEvent(models.Model):

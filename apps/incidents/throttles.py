@@ -7,6 +7,13 @@ devices). Mobile carriers put many subscribers behind one address (CGNAT), so th
 limit is the loosest. SOS has its own, more generous budget: a person in danger may
 press it repeatedly, and refusing a real SOS costs more than triaging a few spare ones.
 
+All limits of one request are checked together by :mod:`apps.core.ratelimit` (one Redis
+round trip; a refused request consumes none of them). The Django view and the fast
+intake path (:mod:`apps.incidents.intake`) share these functions and so one budget. A
+request the fast path has already counted and then hands to Django carries
+``INTAKE_COUNTED_SCOPE_KEY`` in its ASGI scope (set only by our own server code, never
+from the client), so it is not counted twice.
+
 A refusal is DRF's ``Throttled``: the core handler renders the 429 ``rate_limited``
 envelope with ``extra.retry_after`` and DRF adds the ``Retry-After`` header.
 
@@ -21,12 +28,14 @@ from typing import Any
 
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 
 from apps.accounts.phones import PhoneNumberError, phone_normalise
+from apps.core import ratelimit
 
 DEVICE_HEADER = "X-Device-Id"
 MAX_DEVICE_ID_LENGTH = 64
+INTAKE_COUNTED_SCOPE_KEY = "xems.intake.counted"
 
 DEFAULT_RATES: dict[str, str] = {
     "report_ip": "30/min",
@@ -37,66 +46,82 @@ DEFAULT_RATES: dict[str, str] = {
 }
 
 
-def device_id_from(request: Request) -> str:
+def rate_for(scope: str) -> str:
+    return api_settings.DEFAULT_THROTTLE_RATES.get(scope) or DEFAULT_RATES[scope]
+
+
+def device_id_from(request: Any) -> str:
     """The app's install id from ``X-Device-Id`` (trimmed), or ``""``."""
     raw = request.headers.get(DEVICE_HEADER, "")
     return raw.strip()[:MAX_DEVICE_ID_LENGTH]
 
 
-class _IntakeThrottle(SimpleRateThrottle):
-    def get_rate(self) -> str | None:
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope) or DEFAULT_RATES[self.scope]
-
-    def key(self, ident: str) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": ident}
-
-
-class ReportIpThrottle(_IntakeThrottle):
-    """Report submissions from one client address."""
-
-    scope = "report_ip"
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        return self.key(self.get_ident(request))
+def phone_ident(raw: Any) -> str | None:
+    """The normalised contact phone a report names, or ``None`` (nothing to count: a
+    bad number is refused by the service with a field error)."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    try:
+        return phone_normalise(raw)
+    except PhoneNumberError:
+        return None
 
 
-class ReportDeviceThrottle(_IntakeThrottle):
-    """Report submissions from one app install, whatever network it is on."""
-
-    scope = "report_device"
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        device_id = device_id_from(request)
-        return self.key(device_id) if device_id else None
+def client_ident(request: Any) -> str:
+    """The client address as DRF's throttles see it (honours ``NUM_PROXIES``)."""
+    return BaseThrottle().get_ident(request)
 
 
-class ReportPhoneThrottle(_IntakeThrottle):
-    """Reports naming one contact phone (normalised, so spellings share one budget)."""
+def report_limits(*, ip: str, device_id: str, phone: str | None) -> list[ratelimit.Limit]:
+    limits = [ratelimit.Limit.of("report_ip", ip, rate_for("report_ip"))]
+    if device_id:
+        limits.append(ratelimit.Limit.of("report_device", device_id, rate_for("report_device")))
+    if phone:
+        limits.append(ratelimit.Limit.of("report_phone", phone, rate_for("report_phone")))
+    return limits
 
-    scope = "report_phone"
 
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
+def sos_limits(*, ip: str, device_id: str) -> list[ratelimit.Limit]:
+    limits = [ratelimit.Limit.of("sos_ip", ip, rate_for("sos_ip"))]
+    if device_id:
+        limits.append(ratelimit.Limit.of("sos_device", device_id, rate_for("sos_device")))
+    return limits
+
+
+class _IntakeThrottle(BaseThrottle):
+    """All of one endpoint's limits as one DRF throttle (one check, one round trip)."""
+
+    def limits(self, request: Request) -> list[ratelimit.Limit]:
+        raise NotImplementedError
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        asgi_scope = getattr(request._request, "scope", None) or {}
+        if asgi_scope.get(INTAKE_COUNTED_SCOPE_KEY):
+            return True  # the fast intake path counted this request already
+        self.verdict = ratelimit.hit(self.limits(request))
+        return self.verdict.allowed
+
+    def wait(self) -> float | None:
+        return self.verdict.wait_s
+
+
+class ReportIntakeThrottle(_IntakeThrottle):
+    """Report submissions: per address, per device, per named phone."""
+
+    def limits(self, request: Request) -> list[ratelimit.Limit]:
         data = request.data
-        raw = data.get("phone") if hasattr(data, "get") else None
-        if not isinstance(raw, str) or not raw.strip():
-            return None
-        try:
-            return self.key(phone_normalise(raw))
-        except PhoneNumberError:
-            return None  # the service refuses it with a field error; nothing to count
+        phone = phone_ident(data.get("phone") if hasattr(data, "get") else None)
+        return report_limits(
+            ip=client_ident(request), device_id=device_id_from(request), phone=phone
+        )
 
 
-class SosIpThrottle(ReportIpThrottle):
-    """SOS presses from one client address (generous: CGNAT, crowds at one scene)."""
+class SosIntakeThrottle(_IntakeThrottle):
+    """SOS presses: per address (generous: CGNAT, crowds at one scene), per device."""
 
-    scope = "sos_ip"
-
-
-class SosDeviceThrottle(ReportDeviceThrottle):
-    """SOS presses from one app install."""
-
-    scope = "sos_device"
+    def limits(self, request: Request) -> list[ratelimit.Limit]:
+        return sos_limits(ip=client_ident(request), device_id=device_id_from(request))
 
 
-REPORT_THROTTLES = [ReportIpThrottle, ReportDeviceThrottle, ReportPhoneThrottle]
-SOS_THROTTLES = [SosIpThrottle, SosDeviceThrottle]
+REPORT_THROTTLES = [ReportIntakeThrottle]
+SOS_THROTTLES = [SosIntakeThrottle]

@@ -8,9 +8,9 @@ services, API (``allowed_actions`` in the detail) and admin alike.
 ::
 
     reported ──accept──▶ accepted ──start──▶ in_progress ──resolve──▶ resolved ──close──▶ closed
-       │  ╲                 │                    │                                       │
-     reject merge         merge                merge                     reopen ◀────────┘
-       ▼     ╲              ▼                    ▼                        (→ in_progress)
+       │  ╲                 │                    │   ▲                    │                  │
+     reject merge         merge                merge └──── reopen ◀───────┴──────────────────┘
+       ▼     ╲              ▼                    ▼      (verification failed, → in_progress)
     rejected  ╲───────▶ merged ◀─────────────────┘
 """
 
@@ -51,8 +51,9 @@ TRANSITIONS: dict[IncidentAction, Transition] = {
     IncidentAction.START: Transition(frozenset({S.ACCEPTED}), S.IN_PROGRESS),
     IncidentAction.RESOLVE: Transition(frozenset({S.IN_PROGRESS}), S.RESOLVED),
     IncidentAction.CLOSE: Transition(frozenset({S.RESOLVED}), S.CLOSED),
-    # Verification failed after 销号: work resumes.
-    IncidentAction.REOPEN: Transition(frozenset({S.CLOSED}), S.IN_PROGRESS),
+    # Verification failed (核查不合格): before 销号 (resolved) or found later (closed, e.g.
+    # on the reporter's complaint); work resumes and the resolution clock starts again.
+    IncidentAction.REOPEN: Transition(frozenset({S.RESOLVED, S.CLOSED}), S.IN_PROGRESS),
     # A resolved incident carries its own result and is not merged away.
     IncidentAction.MERGE: Transition(frozenset({S.REPORTED, S.ACCEPTED, S.IN_PROGRESS}), S.MERGED),
     IncidentAction.CLASSIFY: Transition(OPEN),

@@ -145,10 +145,15 @@ def street_index_invalidate() -> None:
     transaction.on_commit(_bump_shared_generation)
 
 
-def street_index() -> StreetIndex:
-    """The warm index, rebuilt (one query) when missing or when another process changed it."""
+def street_index(*, generation: str | None = None, checked: bool = False) -> StreetIndex:
+    """The warm index, rebuilt (one query) when missing or when another process changed it.
+
+    ``checked=True`` means the caller already read ``generation`` from the cache (the
+    fast intake path does, in its rate-limit round trip), so no GET is spent here.
+    """
     global _index  # the process-wide cache slot
-    generation = _shared_generation()
+    if not checked:
+        generation = _shared_generation()
     index = _index
     if index is not None and (generation is None or index.generation == generation):
         return index

@@ -145,7 +145,7 @@ class StreetLocation:
         return self.street.estimated
 
 
-def locate_point(lat: float, lng: float) -> StreetLocation:
+def locate_point(lat: float, lng: float, *, index: geo.StreetIndex | None = None) -> StreetLocation:
     """The street responsible for a WGS84 point, with how it was decided. Zero queries
     once the street index is warm.
 
@@ -160,7 +160,7 @@ def locate_point(lat: float, lng: float) -> StreetLocation:
     problems = geo.coordinate_problems(lat, lng)
     if problems:
         raise ApplicationError(ErrorCode.INVALID, extra={"fields": problems}, status=400)
-    index = geo.street_index()
+    index = index or geo.street_index()
     target = geo.point(lat, lng)
     if index.area is not None and not index.area.covers(target):
         raise _outside(lat, lng)

@@ -237,3 +237,26 @@ def test_parallel_wrong_guesses_never_exceed_the_attempt_limit(sms_outbox: list)
     assert OtpChallenge.objects.get().attempts == settings.OTP_MAX_ATTEMPTS
     assert outcomes.count("otp_invalid") == settings.OTP_MAX_ATTEMPTS - 1
     assert outcomes.count("otp_locked") == guesses - (settings.OTP_MAX_ATTEMPTS - 1)
+
+
+def test_role_groups_are_built_after_the_last_apps_permissions_exist(db: None) -> None:
+    """On a fresh database each app's permissions appear on its own post_migrate, in
+    INSTALLED_APPS order: built on accounts' own signal, operators would lack the
+    permissions of every app after it (incidents, dispatch, sla ...)."""
+    from django.apps import apps
+
+    from apps.accounts.roles import ensure_role_groups_after_migrate
+
+    Group.objects.all().delete()
+    configs = list(apps.get_app_configs())
+    # when: the signal of accounts itself (and of any app but the last) fires
+    ensure_role_groups_after_migrate(app_config=apps.get_app_config("accounts"))
+    ensure_role_groups_after_migrate(app_config=configs[-2])
+    # then: nothing yet
+    assert not Group.objects.exists()
+    # when: the last app's signal fires
+    ensure_role_groups_after_migrate(app_config=configs[-1])
+    # then: the groups hold the permissions of apps installed after accounts
+    operator = Group.objects.get(name="operator")
+    labels = set(operator.permissions.values_list("content_type__app_label", flat=True))
+    assert {"incidents", "dispatch"} <= labels

@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.incidents.models import Report
-from apps.incidents.throttles import DEFAULT_RATES, ReportIpThrottle, SosIpThrottle
+from apps.incidents.throttles import DEFAULT_RATES, rate_for
 from apps.regions import geo
 from apps.regions.services import regions_load_fixture
 from tests.factories.incidents import CategoryFactory
@@ -106,5 +106,5 @@ def test_intake_is_limited_even_without_a_configured_rate(settings: Any) -> None
     # given: the scopes are missing from settings
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {}}
     # then: the built-in defaults apply instead of "unlimited"
-    assert ReportIpThrottle().get_rate() == DEFAULT_RATES["report_ip"]
-    assert SosIpThrottle().get_rate() == DEFAULT_RATES["sos_ip"]
+    assert rate_for("report_ip") == DEFAULT_RATES["report_ip"]
+    assert rate_for("sos_ip") == DEFAULT_RATES["sos_ip"]

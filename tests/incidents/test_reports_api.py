@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from apps.core.models import IdempotentRequest
 from apps.incidents.models import Attachment, Incident, IncidentEvent, Report
+from apps.realtime.models import Event
 from apps.regions import geo
 from apps.regions.models import Region
 from apps.regions.services import regions_load_fixture
@@ -97,7 +98,8 @@ def test_an_anonymous_report_with_photos_is_answered_with_a_token_after_it_is_co
     assert body["tracking_url"].endswith(f"/api/v1/reports/track/{report.token}/")
     assert report.reporter is None
     assert report.attachments.count() == 2
-    assert len(callbacks) == 1  # the after-submit hook ran once, after commit
+    assert callbacks  # the after-submit hook and the events' publishing ran after commit
+    assert Event.objects.filter(stream=f"report.{report.pk}", kind="report.submitted").exists()
 
 
 def test_a_json_report_without_photos_is_accepted(

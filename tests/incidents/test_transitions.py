@@ -124,7 +124,7 @@ def test_the_table_follows_the_design_state_machine() -> None:
         IncidentAction.START: (["accepted"], "in_progress"),
         IncidentAction.RESOLVE: (["in_progress"], "resolved"),
         IncidentAction.CLOSE: (["resolved"], "closed"),
-        IncidentAction.REOPEN: (["closed"], "in_progress"),
+        IncidentAction.REOPEN: (["closed", "resolved"], "in_progress"),
         IncidentAction.MERGE: (["accepted", "in_progress", "reported"], "merged"),
     }
     assert allowed_actions(S.MERGED) == ["note"]

@@ -36,6 +36,15 @@ def test_database_url() -> str:
 @contextmanager
 def asgi_server(extra_env: dict[str, str] | None = None, timeout: float = 30) -> Iterator[str]:
     """Run uvicorn on the project's ASGI application; yields ``http://127.0.0.1:<port>``."""
+    with asgi_process(extra_env, timeout) as (base, _proc):
+        yield base
+
+
+@contextmanager
+def asgi_process(
+    extra_env: dict[str, str] | None = None, timeout: float = 30
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`asgi_server`, also yielding the process (to signal it)."""
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
@@ -56,7 +65,7 @@ def asgi_server(extra_env: dict[str, str] | None = None, timeout: float = 30) ->
             "--port",
             str(port),
             "--lifespan",
-            "off",
+            "on",
             "--log-level",
             "warning",
         ],
@@ -80,7 +89,7 @@ def asgi_server(extra_env: dict[str, str] | None = None, timeout: float = 30) ->
             if time.monotonic() > deadline:
                 raise TimeoutError("ASGI server did not become healthy")
             time.sleep(0.2)  # polling a child process start-up, not test time
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         try:

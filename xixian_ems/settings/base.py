@@ -55,9 +55,12 @@ INSTALLED_APPS = [
     "apps.regions",
     "apps.accounts",
     "apps.realtime",
+    "apps.notifications",
+    "apps.sla",
     "apps.incidents",
     "apps.dispatch",
     "apps.open311",
+    "apps.analytics",
 ]
 
 MIDDLEWARE = [
@@ -124,6 +127,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_CACHE_MAX_CONNECTIONS = env.int("REDIS_CACHE_MAX_CONNECTIONS", default=50)
 REDIS_CHANNEL_MAX_CONNECTIONS = env.int("REDIS_CHANNEL_MAX_CONNECTIONS", default=200)
+# Redis pub/sub channels are server-wide (not per db): deployments sharing one Redis need
+# their own prefix.
+CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="asgi")
 CELERY_BROKER_POOL_LIMIT = env.int("CELERY_BROKER_POOL_LIMIT", default=10)
 
 if REDIS_URL:
@@ -143,6 +149,7 @@ if REDIS_URL:
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "max_connections": REDIS_CHANNEL_MAX_CONNECTIONS}],
+                "prefix": CHANNEL_LAYER_PREFIX,
             },
         }
     }
@@ -186,8 +193,21 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 900.0,
     },
     "dispatch-tracks-purge": {"task": "apps.dispatch.tasks.tracks_purge_old", "schedule": 3600.0},
+    "realtime-events-purge": {"task": "apps.realtime.tasks.events_purge_old", "schedule": 3600.0},
+    # The outbox's durability: lost broker messages, killed workers, SMS fallbacks.
+    "notifications-requeue": {
+        "task": "apps.notifications.tasks.notifications_requeue",
+        "schedule": 15.0,
+    },
+    "notifications-receipts": {
+        "task": "apps.notifications.tasks.notifications_receipts_sweep",
+        "schedule": 15.0,
+    },
 }
 CELERY_TASK_ALWAYS_EAGER = False
+# One queue name per deployment sharing a Redis (and per integration test: a worker
+# started by one test must not take another test's tasks).
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 
 # --- Auth -----------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -313,6 +333,11 @@ INCIDENTS_MAX_PHOTO_PIXELS = env.int("INCIDENTS_MAX_PHOTO_PIXELS", default=100_0
 INCIDENTS_PHOTO_MAX_EDGE_PX = env.int("INCIDENTS_PHOTO_MAX_EDGE_PX", default=4096)
 INCIDENTS_DUPLICATE_RADIUS_M = env.int("INCIDENTS_DUPLICATE_RADIUS_M", default=500)
 INCIDENTS_DUPLICATE_WINDOW_HOURS = env.int("INCIDENTS_DUPLICATE_WINDOW_HOURS", default=24)
+# The fast intake path (apps.incidents.intake): PostgreSQL only; group commit per process.
+INCIDENTS_FAST_INTAKE = env.bool("INCIDENTS_FAST_INTAKE", default=True)
+INCIDENTS_INTAKE_BATCH_MAX = env.int("INCIDENTS_INTAKE_BATCH_MAX", default=64)
+INCIDENTS_INTAKE_BATCH_WAIT_MS = env.float("INCIDENTS_INTAKE_BATCH_WAIT_MS", default=5.0)
+INCIDENTS_INTAKE_QUEUE_MAX = env.int("INCIDENTS_INTAKE_QUEUE_MAX", default=4096)
 # Uploaded files do not count against DATA_UPLOAD_MAX_MEMORY_SIZE (form fields only) and
 # stream to temporary files above FILE_UPLOAD_MAX_MEMORY_SIZE, so Django's defaults hold
 # for nine 10 MB photos; the reverse proxy needs a body limit of about 100 MB.
@@ -342,6 +367,63 @@ DISPATCH_PING_MAX_BATCH = env.int("DISPATCH_PING_MAX_BATCH", default=500)
 DISPATCH_PING_MAX_FUTURE_SKEW_SECONDS = env.int(
     "DISPATCH_PING_MAX_FUTURE_SKEW_SECONDS", default=120
 )
+
+# --- Notifications: push outbox, FCM, SMS fallback --------------------------------------
+# console (logs, embedded default) | locmem (tests) | FCM through firebase-admin:
+# apps.notifications.backends.fcm.FcmPushBackend
+NOTIFICATIONS_PUSH_BACKEND = env.str(
+    "NOTIFICATIONS_PUSH_BACKEND", default="apps.notifications.backends.ConsolePushBackend"
+)
+NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=6)
+NOTIFICATIONS_RETRY_BASE_SECONDS = env.float("NOTIFICATIONS_RETRY_BASE_SECONDS", default=10.0)
+NOTIFICATIONS_RETRY_MAX_SECONDS = env.float("NOTIFICATIONS_RETRY_MAX_SECONDS", default=600.0)
+# A task push not acknowledged by the app within this long → one SMS to the responder.
+NOTIFICATIONS_TASK_ACK_SECONDS = env.int("NOTIFICATIONS_TASK_ACK_SECONDS", default=60)
+# How long FCM keeps a message for an offline phone: a task is stale sooner than a warning.
+NOTIFICATIONS_TASK_TTL_SECONDS = env.int("NOTIFICATIONS_TASK_TTL_SECONDS", default=900)
+NOTIFICATIONS_PUSH_TTL_SECONDS = env.int("NOTIFICATIONS_PUSH_TTL_SECONDS", default=86400)
+NOTIFICATIONS_TASK_SOUND = env.str("NOTIFICATIONS_TASK_SOUND", default="default")
+FCM_CREDENTIALS_FILE = env.str("FCM_CREDENTIALS_FILE", default="")  # service-account JSON
+FCM_PROJECT_ID = env.str("FCM_PROJECT_ID", default="")  # default: the credentials' project
+FCM_HTTP_TIMEOUT = env.float("FCM_HTTP_TIMEOUT", default=10.0)
+FCM_ENDPOINT_URL = env.str("FCM_ENDPOINT_URL", default="")  # tests/dev only: a fake FCM server
+
+# --- Realtime: domain events and WebSocket streams (docs/realtime.md) --------------------
+EVENTS_RETENTION_HOURS = env.int("EVENTS_RETENTION_HOURS", default=72)
+# A client further behind than this many events on a stream reloads it via REST (resync).
+EVENTS_REPLAY_MAX = env.int("EVENTS_REPLAY_MAX", default=1000)
+EVENTS_MAX_STREAMS_PER_SOCKET = env.int("EVENTS_MAX_STREAMS_PER_SOCKET", default=50)
+# Every so often each ASGI process compares its sockets' streams with the committed heads
+# (one query) and repairs what pub/sub lost (apps.realtime.heads); 0 turns it off.
+EVENTS_HEAD_CHECK_SECONDS = env.float("EVENTS_HEAD_CHECK_SECONDS", default=5.0)
+# The sync publisher's Redis pool per process (request threads wait for a connection).
+EVENTS_PUBLISH_MAX_CONNECTIONS = env.int("EVENTS_PUBLISH_MAX_CONNECTIONS", default=20)
+EVENTS_PUBLISH_TIMEOUT_SECONDS = env.float("EVENTS_PUBLISH_TIMEOUT_SECONDS", default=1.0)
+# Refuse event payloads that are not plain JSON (tests); production logs and encodes them.
+EVENTS_PAYLOAD_STRICT = env.bool("EVENTS_PAYLOAD_STRICT", default=False)
+# Who may subscribe to incident and report streams: decided by the apps above realtime.
+REALTIME_STREAM_AUTHORIZERS = {
+    "incident": "apps.dispatch.realtime.incident_stream_key",
+    "report": "apps.incidents.realtime.report_stream_key",
+}
+
+# --- SLA clocks and escalation (apps.sla) --------------------------------------------------
+# Beat sends one sweep per interval to a worker: an escalation runs at most this late, plus
+# the sweep's own work (bench/bench_sla.py measures it). A sweep queued while no worker ran
+# expires (the next one does the same work from the database). SLA_SWEEP_QUEUE lets a
+# deployment give the sweeper a worker of its own (celery worker -Q celery,sla).
+SLA_SWEEP_INTERVAL_SECONDS = env.float("SLA_SWEEP_INTERVAL_SECONDS", default=0.5)
+SLA_SWEEP_QUEUE = env.str("SLA_SWEEP_QUEUE", default="celery")
+SLA_SWEEP_BATCH_SIZE = env.int("SLA_SWEEP_BATCH_SIZE", default=200)
+SLA_SWEEP_TIME_BUDGET_SECONDS = env.float("SLA_SWEEP_TIME_BUDGET_SECONDS", default=10.0)
+SLA_POLICY_CACHE_SECONDS = env.int("SLA_POLICY_CACHE_SECONDS", default=60)
+# Clocks of subjects written by raw SQL (the fast intake path) are started this often.
+SLA_RECONCILE_SECONDS = env.float("SLA_RECONCILE_SECONDS", default=5.0)
+CELERY_BEAT_SCHEDULE["sla-sweep"] = {
+    "task": "apps.sla.tasks.sla_sweep",
+    "schedule": SLA_SWEEP_INTERVAL_SECONDS,
+    "options": {"queue": SLA_SWEEP_QUEUE, "expires": max(2.0, 4 * SLA_SWEEP_INTERVAL_SECONDS)},
+}
 
 # --- Open311 GeoReport v2 ---------------------------------------------------------------
 OPEN311_JURISDICTION_ID = env.str("OPEN311_JURISDICTION_ID", default="xixianxinqu.gov.cn")

@@ -72,6 +72,9 @@ STORAGES = {
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SMS_BACKEND = "apps.core.sms.LocmemSmsBackend"
+EVENTS_PAYLOAD_STRICT = True  # a datetime slipping into an event payload fails the test
+EVENTS_HEAD_CHECK_SECONDS = 0.0  # no background queries; tests/realtime turn it on to test it
+NOTIFICATIONS_PUSH_BACKEND = "apps.notifications.backends.LocmemPushBackend"
 LANGUAGE_CODE = "en"
 DEBUG = False
 LOGGING = {"version": 1, "disable_existing_loggers": False}

@@ -37,6 +37,12 @@ urlpatterns = [
     path("tasks/<int:task_id>/on-scene/", views.TaskOnSceneApi.as_view(), name="task-on-scene"),
     path("tasks/<int:task_id>/complete/", views.TaskCompleteApi.as_view(), name="task-complete"),
     path("tasks/<int:task_id>/ack/", views.TaskAckApi.as_view(), name="task-ack"),
+    # The receipt of the task push (the app calls it on arrival; same view as ack/).
+    path(
+        "responder/tasks/<int:task_id>/delivered/",
+        views.TaskAckApi.as_view(),
+        name="responder-task-delivered",
+    ),
     # Incident room (会商) and on-site command post (现场指挥部)
     path(
         "incidents/<int:incident_id>/room/", views.IncidentRoomApi.as_view(), name="incident-room"

@@ -23,6 +23,7 @@ from apps.dispatch import locks
 from apps.dispatch.errors import DispatchErrorCode
 from apps.dispatch.models import CommandPost
 from apps.incidents.models import Incident, IncidentEventKind, IncidentStatus
+from apps.incidents.realtime import incident_changed
 from apps.incidents.timeline import timeline_append
 
 # A post is set up on an incident being handled (not on a report still in triage).
@@ -72,7 +73,7 @@ def command_post_establish(
     post.closed_at = None
     post.save()
     post.members.set(members)
-    timeline_append(
+    entry = timeline_append(
         incident=incident,
         kind=IncidentEventKind.COMMAND_POST_ESTABLISHED,
         actor=by,
@@ -86,6 +87,7 @@ def command_post_establish(
         },
         public=False,
     )
+    incident_changed(incident, entry)
     return post
 
 
@@ -95,12 +97,13 @@ def command_post_close(*, incident_id: int, by: Any) -> CommandPost:
     incident, post = _open_post_locked(incident_id)
     post.closed_at = timezone.now()
     post.save(update_fields=["closed_at", "updated_at"])
-    timeline_append(
+    entry = timeline_append(
         incident=incident,
         kind=IncidentEventKind.COMMAND_POST_CLOSED,
         actor=by,
         data={"command_post_id": post.pk},
     )
+    incident_changed(incident, entry)
     return post
 
 
@@ -121,12 +124,13 @@ def command_post_members_change(
         post.members.remove(*removed)
     if added or removed:
         post.save(update_fields=["updated_at"])
-        timeline_append(
+        entry = timeline_append(
             incident=incident,
             kind=IncidentEventKind.COMMAND_POST_MEMBERS,
             actor=by,
             data={"command_post_id": post.pk, "added": added, "removed": removed},
         )
+        incident_changed(incident, entry)
     return post
 
 

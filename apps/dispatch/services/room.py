@@ -20,6 +20,7 @@ from apps.core.transactions import on_commit
 from apps.dispatch import locks
 from apps.dispatch.errors import DispatchErrorCode
 from apps.dispatch.models import RoomMessage
+from apps.dispatch.realtime import room_message_posted
 from apps.dispatch.selectors.tasks import room_can_access
 from apps.incidents.models import Incident
 from apps.incidents.services.attachments import (
@@ -59,6 +60,7 @@ def room_post(*, incident_id: int, by: Any, text: str = "", photo: Any = None) -
             message = RoomMessage.objects.create(
                 incident=incident, author=by, text=text, attachment=attachment
             )
+            room_message_posted(message)  # the incident stream, published after commit
             message_id = message.pk
             on_commit(lambda: _after_commit_room_message(message_id))
     except BaseException:
@@ -80,7 +82,7 @@ def _require_participant(incident_id: int, by: Any, *, incident: Incident | None
 
 
 def _after_commit_room_message(message_id: int) -> None:
-    """Hook of the realtime incident stream (issue 5); logs for now."""
+    """After commit (the realtime event was written with the message); logs."""
     logger.info("room message posted: id=%s", message_id)
 
 

@@ -39,7 +39,7 @@ from apps.incidents.services import reports as services
 from apps.incidents.throttles import (
     REPORT_THROTTLES,
     SOS_THROTTLES,
-    ReportIpThrottle,
+    client_ident,
     device_id_from,
 )
 
@@ -49,7 +49,7 @@ PHOTO_FIELDS = ("photos", "photos[]")
 
 def client_ip(request: Request) -> str | None:
     """The address the throttles count (honours ``NUM_PROXIES``), if it is one."""
-    ident = ReportIpThrottle().get_ident(request)
+    ident = client_ident(request)
     try:
         return str(ipaddress.ip_address(ident.strip()))
     except ValueError:

@@ -9,7 +9,9 @@ Every transition follows the same steps:
    ``illegal_transition`` (409) if the current status does not allow it;
 3. write only the columns that changed (``save(update_fields=...)``);
 4. append the timeline row in the same transaction (public when the reporting citizen
-   should see it).
+   should see it);
+5. write the realtime event of the row (``apps.incidents.realtime``), last, in the same
+   transaction: it is published after commit, never for a rolled-back change.
 
 Linked citizen reports are never written here: their public status is derived from the
 incident (``apps.incidents.public_status``), so it follows every transition by itself.
@@ -31,6 +33,8 @@ from apps.incidents import locks
 from apps.incidents.errors import IncidentErrorCode
 from apps.incidents.guards import resolve_guards_run
 from apps.incidents.models import Category, Incident, IncidentEvent, Loop, Severity
+from apps.incidents.realtime import incident_changed, incident_merged
+from apps.incidents.services import sla as sla_hooks
 from apps.incidents.taxonomy import category_fields_validate, severity_suggestion
 from apps.incidents.timeline import timeline_append
 from apps.incidents.transitions import MERGE_TARGET_STATUSES, IncidentAction, transition_target
@@ -100,7 +104,7 @@ def incident_create(
     )
     incident.number = f"{timezone.localtime(now):%Y%m%d}-{incident.pk:06d}"
     incident.save(update_fields=["number", "updated_at"])
-    timeline_append(
+    entry = timeline_append(
         incident=incident,
         kind=IncidentEvent.Kind.CREATED,
         actor=by,
@@ -113,6 +117,9 @@ def incident_create(
         },
         public=True,
     )
+    if status == Incident.Status.ACCEPTED:
+        sla_hooks.on_incident_accepted(incident)
+    incident_changed(incident, entry)
     return incident
 
 
@@ -151,9 +158,11 @@ def incident_accept(
     data: dict[str, Any] = {"from": old_status, "to": target, "changes": changes}
     if suggested:
         data["severity_suggested"] = True
-    timeline_append(
+    entry = timeline_append(
         incident=incident, kind=IncidentEvent.Kind.ACCEPTED, actor=by, data=data, public=True
     )
+    sla_hooks.on_incident_accepted(incident)
+    incident_changed(incident, entry, previous_status=old_status)
     return incident
 
 
@@ -166,13 +175,15 @@ def incident_reject(*, incident_id: int, by: Any, reason: str) -> Incident:
     incident.status = transition_target(status=old_status, action=IncidentAction.REJECT)
     incident.rejection_reason = reason
     _save(incident, ["status", "rejection_reason"])
-    timeline_append(
+    entry = timeline_append(
         incident=incident,
         kind=IncidentEvent.Kind.REJECTED,
         actor=by,
         data={"from": old_status, "to": incident.status, "reason": reason},
         public=True,
     )
+    sla_hooks.on_incident_ended(incident, "rejected")
+    incident_changed(incident, entry, previous_status=old_status)
     return incident
 
 
@@ -191,13 +202,14 @@ def incident_start(*, incident_id: int, by: Any) -> Incident:
         incident.in_progress_at = timezone.now()
         fields.append("in_progress_at")
     _save(incident, fields)
-    timeline_append(
+    entry = timeline_append(
         incident=incident,
         kind=IncidentEvent.Kind.STARTED,
         actor=by,
         data={"from": old_status, "to": incident.status},
         public=True,
     )
+    incident_changed(incident, entry, previous_status=old_status)
     return incident
 
 
@@ -217,13 +229,15 @@ def incident_resolve(*, incident_id: int, by: Any, resolution: str) -> Incident:
     incident.resolution = resolution
     incident.resolved_at = timezone.now()
     _save(incident, ["status", "resolution", "resolved_at"])
-    timeline_append(
+    entry = timeline_append(
         incident=incident,
         kind=IncidentEvent.Kind.RESOLVED,
         actor=by,
         data={"from": old_status, "to": incident.status, "resolution": resolution},
         public=True,
     )
+    sla_hooks.on_incident_resolved(incident)
+    incident_changed(incident, entry, previous_status=old_status)
     return incident
 
 
@@ -239,15 +253,18 @@ def incident_close(*, incident_id: int, by: Any, note: str = "") -> Incident:
     data: dict[str, Any] = {"from": old_status, "to": incident.status}
     if note:
         data["note"] = note
-    timeline_append(
+    entry = timeline_append(
         incident=incident, kind=IncidentEvent.Kind.CLOSED, actor=by, data=data, public=True
     )
+    sla_hooks.on_incident_closed(incident)
+    incident_changed(incident, entry, previous_status=old_status)
     return incident
 
 
 @transaction.atomic
 def incident_reopen(*, incident_id: int, by: Any, reason: str) -> Incident:
-    """Verification failed: closed → in_progress.
+    """Verification failed (核查不合格): resolved or closed → in_progress; the
+    verification clock stops as failed and the resolution clock starts again.
 
     The resolution and the resolved/closed times are cleared (they no longer hold) and
     kept in the timeline row, so the after-action review still sees the first attempt.
@@ -268,9 +285,11 @@ def incident_reopen(*, incident_id: int, by: Any, reason: str) -> Incident:
     incident.resolved_at = None
     incident.closed_at = None
     _save(incident, ["status", "resolution", "resolved_at", "closed_at"])
-    timeline_append(
+    entry = timeline_append(
         incident=incident, kind=IncidentEvent.Kind.REOPENED, actor=by, data=data, public=True
     )
+    sla_hooks.on_incident_reopened(incident)
+    incident_changed(incident, entry, previous_status=old_status)
     return incident
 
 
@@ -299,7 +318,7 @@ def incident_merge(*, incident_id: int, into_id: int, by: Any) -> Incident:
     incident.status = new_status
     incident.merged_into = target
     _save(incident, ["status", "merged_into"])
-    timeline_append(
+    entry = timeline_append(
         incident=incident,
         kind=IncidentEvent.Kind.MERGED,
         actor=by,
@@ -311,7 +330,7 @@ def incident_merge(*, incident_id: int, into_id: int, by: Any) -> Incident:
         },
         public=True,
     )
-    timeline_append(
+    target_entry = timeline_append(
         incident=target,
         kind=IncidentEvent.Kind.DUPLICATE_MERGED,
         actor=by,
@@ -319,6 +338,8 @@ def incident_merge(*, incident_id: int, into_id: int, by: Any) -> Incident:
     )
     # The target's updated_at moves too, so offline clients syncing it see the merge.
     _save(target, [])
+    sla_hooks.on_incident_ended(incident, "merged")
+    incident_merged(incident, target, entry, target_entry, previous_status=old_status)
     return incident
 
 
@@ -344,12 +365,15 @@ def incident_classify(
     if not changes:
         return incident
     _save(incident, list(changes))
-    timeline_append(
+    entry = timeline_append(
         incident=incident,
         kind=IncidentEvent.Kind.CLASSIFIED,
         actor=by,
         data={"changes": changes},
     )
+    if "loop" in changes:
+        sla_hooks.on_loop_changed(incident, changes["loop"]["old"])
+    incident_changed(incident, entry)
     return incident
 
 
@@ -396,9 +420,10 @@ def incident_revise_casualties(
     data["previous"] = previous
     if note:
         data["note"] = note
-    timeline_append(
+    entry = timeline_append(
         incident=incident, kind=IncidentEvent.Kind.CASUALTIES_REVISED, actor=by, data=data
     )
+    incident_changed(incident, entry)
     return incident
 
 
@@ -415,13 +440,15 @@ def incident_add_note(
     incident = locks.incident_for_update(incident_id)
     transition_target(status=incident.status, action=IncidentAction.NOTE)
     _save(incident, [])
-    return timeline_append(
+    entry = timeline_append(
         incident=incident,
         kind=IncidentEvent.Kind.NOTE,
         actor=by,
         data={"text": text},
         public=public,
     )
+    incident_changed(incident, entry)
+    return entry
 
 
 # --- Helpers -------------------------------------------------------------------------------

@@ -36,7 +36,9 @@ from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.scoping import scope_for
 from apps.core.transactions import on_commit
 from apps.incidents import locks
+from apps.incidents.catalogue import catalogue
 from apps.incidents.errors import IncidentErrorCode
+from apps.incidents.intake.events import report_submitted_emit
 from apps.incidents.models import (
     OPEN_STATUSES,
     Category,
@@ -46,6 +48,13 @@ from apps.incidents.models import (
     Report,
 )
 from apps.incidents.public_status import MAX_MERGE_DEPTH, public_status_for
+from apps.incidents.realtime import (
+    report_linked,
+    report_rated,
+    report_rejected,
+    report_reopen_requested,
+)
+from apps.incidents.services import sla as sla_hooks
 from apps.incidents.services.attachments import (
     attachments_create,
     photo_files_delete,
@@ -115,13 +124,9 @@ def report_token_new() -> str:
 
 
 def _category_for_citizen(code: Any, *, sos: bool) -> Category:
-    category = (
-        Category.objects.filter(code=code, is_active=True).first()
-        if isinstance(code, str)
-        else None
-    )
-    # An SOS uses a configured category that need not be offered in the picker.
-    if category is None or (not sos and not category.citizen_reportable):
+    # The in-process catalogue: no query per report (apps.incidents.catalogue).
+    category = catalogue().citizen_category(code, sos=sos)
+    if category is None:
         raise _field_error(
             "category",
             IncidentErrorCode.CATEGORY_UNKNOWN,
@@ -221,6 +226,9 @@ def report_submit(
                 device_id=(device_id or "")[:64],
             )
             attachments_create(stored=stored, report=report, uploaded_by=user)
+            sla_hooks.on_report_submitted(report)  # the triage clock (5 min by default)
+            # The operator board and the citizen's stream (the fast path writes the same).
+            report_submitted_emit(report)
             report_id = report.pk
             region_code, is_sos = report.region.code, report.is_sos
             on_commit(lambda: _after_submit(report_id, region_code, is_sos))
@@ -346,6 +354,7 @@ def _mark_triaged(
             "updated_at",
         ]
     )
+    sla_hooks.on_report_triaged(report)
 
 
 def _incident_title(report: Report, category: Category) -> str:
@@ -402,12 +411,13 @@ def report_accept(
         # The report's photos are evidence of the incident; they stay owned by the
         # report (the citizen's access follows it) and are reached through it.
     _mark_triaged(report, status=Report.Status.ACCEPTED, by=by, incident=incident)
-    timeline_append(
+    entry = timeline_append(
         incident=incident,
         kind=IncidentEvent.Kind.REPORT_LINKED,
         actor=by,
         data={"report_id": report.pk, "as": "accepted", "sos": report.is_sos},
     )
+    report_linked(report, incident, entry)
     _log_triage(report, "accepted")
     return report
 
@@ -421,6 +431,7 @@ def report_reject(*, report_id: int, by: Any, reason: str) -> Report:
         raise _field_error("reason", "required", _("Give the reason the citizen will see."))
     report = _locked_submitted_report(report_id, by)
     _mark_triaged(report, status=Report.Status.REJECTED, by=by, incident=None, reason=clean_reason)
+    report_rejected(report)
     _log_triage(report, "rejected")
     return report
 
@@ -432,12 +443,13 @@ def report_mark_duplicate(*, report_id: int, by: Any, incident_id: int) -> Repor
     incident = _locked_open_incident(incident_id, by)  # lock order: incident, report
     report = _locked_submitted_report(report_id, by)
     _mark_triaged(report, status=Report.Status.DUPLICATE, by=by, incident=incident)
-    timeline_append(
+    entry = timeline_append(
         incident=incident,
         kind=IncidentEvent.Kind.REPORT_LINKED,
         actor=by,
         data={"report_id": report.pk, "as": "duplicate", "sos": report.is_sos},
     )
+    report_linked(report, incident, entry)
     _log_triage(report, "duplicate")
     return report
 
@@ -484,13 +496,16 @@ def report_rate(*, report: Report, rating: int, comment: str = "", by: Any = Non
     locked.rated_at = timezone.now()
     locked.save(update_fields=["rating", "rating_comment", "rated_at", "updated_at"])
     incident = _current_incident(locked)
+    entry = None
     if incident is not None:
-        timeline_append(
+        entry = timeline_append(
             incident=incident,
             kind=IncidentEvent.Kind.RATED,
             actor=by,
             data={"report_id": locked.pk, "rating": rating, "comment": clean_comment},
         )
+    sla_hooks.on_citizen_feedback(incident, rating=rating)
+    report_rated(locked, incident, entry)
     return locked
 
 
@@ -528,10 +543,12 @@ def report_request_reopen(*, report: Report, reason: str, by: Any = None) -> Rep
     locked.reopen_requested_at = now
     locked.reopen_reason = clean_reason
     locked.save(update_fields=["reopen_requested_at", "reopen_reason", "updated_at"])
-    timeline_append(
+    entry = timeline_append(
         incident=incident,
         kind=IncidentEvent.Kind.REOPEN_REQUESTED,
         actor=by,
         data={"report_id": locked.pk, "reason": clean_reason},
     )
+    sla_hooks.on_citizen_feedback(incident, reopen_requested=True)
+    report_reopen_requested(locked, incident, entry)
     return locked

@@ -54,6 +54,7 @@ class Command(BaseCommand):
         call_command("load_regions", verbosity=0)  # reference data, idempotent
         call_command("load_categories", verbosity=0)
         call_command("load_departments", verbosity=0)
+        call_command("load_sla_policies", verbosity=0)  # defaults; never overwrites edits
         if not options["no_seed"]:
             call_command("seed_demo", force=True)
             call_command("seed_dispatch_demo", force=True)
@@ -95,7 +96,7 @@ class Command(BaseCommand):
                 "--port",
                 str(port),
                 "--lifespan",
-                "off",
+                "on",
             ],
             "worker": [
                 python,

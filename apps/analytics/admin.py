@@ -1,0 +1,142 @@
+"""The read-only KPI page of the command-centre admin (``/admin/analytics/kpireport/``).
+
+Registered on the table-less :class:`~apps.analytics.models.KpiReport`, so it has a menu
+entry and a permission (``analytics.view_kpireport``, granted to the command-centre
+roles); its only URL is the page itself. Same filters and figures as the API
+(``KpiFilterForm`` → ``kpi_report``), region-scoped by the same selector: a user sees the
+figures of their own subtrees only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from apps.analytics.forms import KpiFilterForm
+from apps.analytics.intervals import INTERVALS
+from apps.analytics.models import KpiReport
+from apps.analytics.selectors import KpiGroup, kpi_report
+from apps.regions.models import Region
+from apps.sla.models import SlaKind
+
+# Regions offered in the picker: new area, new towns and streets (units are too many).
+PICKER_MAX_DEPTH = 2
+
+
+def duration_display(seconds: float | None) -> str:
+    """``1 h 05 min``, ``12 min 30 s``, ``45 s``; ``—`` when there is no value."""
+    if seconds is None:
+        return "—"
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return _("%(h)d h %(m)02d min") % {"h": hours, "m": minutes}
+    if minutes:
+        return _("%(m)d min %(s)02d s") % {"m": minutes, "s": secs}
+    return _("%(s)d s") % {"s": secs}
+
+
+def rate_display(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+@admin.register(KpiReport)
+class KpiReportAdmin(admin.ModelAdmin):
+    """One page, no objects: the filters on top, the total and the groups below."""
+
+    def get_urls(self) -> list[URLPattern]:
+        opts = self.opts
+        return [
+            path(
+                "",
+                self.admin_site.admin_view(self.report_view),
+                name=f"{opts.app_label}_{opts.model_name}_changelist",
+            ),
+        ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def report_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        regions = (
+            Region.objects.visible_to(request.user)
+            .filter(depth__lte=PICKER_MAX_DEPTH, is_active=True)
+            .order_by("path")
+            .values_list("code", "name_zh", "depth")
+        )
+        choices = [(code, "\u3000" * depth + name) for code, name, depth in regions]
+        form = KpiFilterForm(data=request.GET, region_choices=choices)
+        report = None
+        rows: list[dict[str, Any]] = []
+        sla_rows: list[dict[str, Any]] = []
+        if form.is_valid():
+            report = kpi_report(user=request.user, query=form.query())
+            for group in [report["total"], *report["groups"]]:
+                rows.append(_row(group))
+                sla_rows += _sla_rows(group)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": gettext_lazy("First-time KPIs and SLA compliance"),
+            "form": form,
+            "report": report,
+            "intervals": INTERVALS,
+            "rows": rows,
+            "sla_rows": sla_rows,
+        }
+        return TemplateResponse(request, "admin/analytics/kpi_report.html", context)
+
+
+def _row(group: KpiGroup) -> dict[str, Any]:
+    cells = []
+    for definition in INTERVALS:
+        stats = group["intervals"][definition.name]
+        if stats is None:
+            cells.append(None)
+            continue
+        cells.append(
+            {
+                "count": stats["count"],
+                "median": duration_display(stats["median_s"]),
+                "p90": duration_display(stats["p90_s"]),
+                "mean": duration_display(stats["mean_s"]),
+            }
+        )
+    return {
+        "label": group["label"],
+        "is_total": group["key"] == "",
+        "incidents": group["incidents"],
+        "tasks": group["tasks"],
+        "cells": cells,
+    }
+
+
+def _sla_rows(group: KpiGroup) -> list[dict[str, Any]]:
+    labels = dict(SlaKind.choices)
+    return [
+        {
+            "group": group["label"],
+            "kind": labels.get(entry["kind"], entry["kind"]),
+            "met": entry["met"],
+            "breached": entry["breached"],
+            "pending": entry["pending"],
+            "rate": rate_display(entry["compliance_rate"]),
+        }
+        for entry in group["sla"]
+    ]

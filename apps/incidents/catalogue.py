@@ -1,0 +1,98 @@
+"""The category taxonomy kept in process memory, for intake's hot path.
+
+Every citizen report names a category; reading it costs a query per report, for a table
+of about forty rows that changes a few times a year. Each process keeps the active
+categories by code, built with one query, and checks a cluster-wide *generation* token
+in Django's cache (one GET; the fast intake path reads it in the same Redis round trip
+as its rate limits) — the same two-half invalidation as the street index
+(:mod:`apps.regions.geo`): a ``post_save``/``post_delete`` signal drops this process's
+copy at once, and on commit bumps the token for every other process.
+
+The instances are shared: treat them as read-only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.db import transaction
+
+from apps.incidents.models import Category
+
+logger = logging.getLogger(__name__)
+
+GENERATION_CACHE_KEY = "incidents:categories:generation"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    generation: str
+    by_code: dict[str, Category]
+
+    def citizen_category(self, code: object, *, sos: bool = False) -> Category | None:
+        """The active category a citizen may report under ``code`` (an SOS may use one
+        that is not offered in the picker), or ``None``."""
+        category = self.by_code.get(code) if isinstance(code, str) else None
+        if category is None or (not sos and not category.citizen_reportable):
+            return None
+        return category
+
+
+_catalogue: Catalogue | None = None
+_lock = threading.Lock()
+
+
+def shared_generation() -> str | None:
+    """The cluster-wide generation; ``None`` if the cache is unreachable."""
+    try:
+        token = cache.get(GENERATION_CACHE_KEY)
+        if token is None:
+            cache.add(GENERATION_CACHE_KEY, uuid.uuid4().hex, timeout=None)
+            token = cache.get(GENERATION_CACHE_KEY)
+    except Exception:  # an outage must not stop intake; the local copy still works
+        logger.warning("incidents: cannot read the category generation", exc_info=True)
+        return None
+    return token
+
+
+def _bump_shared_generation() -> None:
+    try:
+        cache.set(GENERATION_CACHE_KEY, uuid.uuid4().hex, timeout=None)
+    except Exception:
+        logger.warning("incidents: cannot bump the category generation", exc_info=True)
+
+
+def catalogue_invalidate() -> None:
+    """Drop the copy here now, and in every process once the transaction commits."""
+    global _catalogue  # the process-wide cache slot
+    _catalogue = None
+    transaction.on_commit(_bump_shared_generation)
+
+
+def catalogue(*, generation: str | None = None, checked: bool = False) -> Catalogue:
+    """The warm catalogue, rebuilt (one query) when missing or changed elsewhere.
+
+    ``checked=True`` means the caller already read ``generation`` from the cache (the
+    fast intake path does, in its rate-limit round trip), so no GET is spent here.
+    """
+    global _catalogue  # the process-wide cache slot
+    if not checked:
+        generation = shared_generation()
+    current = _catalogue
+    if current is not None and (generation is None or current.generation == generation):
+        return current
+    with _lock:
+        current = _catalogue
+        if current is None or (generation is not None and current.generation != generation):
+            rows = Category.objects.filter(is_active=True).order_by("sort_order", "code")
+            by_code: dict[str, Category] = {}
+            for row in rows:
+                by_code.setdefault(row.code, row)
+            current = Catalogue(generation or "local", by_code)
+            _catalogue = current
+            logger.info("incidents: category catalogue built with %s categories", len(by_code))
+    return current

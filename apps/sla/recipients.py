@@ -1,0 +1,62 @@
+"""Who a ladder step tells: region audiences from memberships, the rest from handlers.
+
+The command chain of a clock is the region tree above its subject's region
+(新区 → 新城 → 街道): the *street duty officer* is an operator holding the street (or, for
+a subject filed above street level, its own region); *new-town command* and *new-area
+command* are the commanders and operators holding the new town and the root. All of a
+step's region audiences cost one query. ``assignee`` and ``team_leader`` come from the
+resolvers the subject's owning app registered (``apps.sla.registry``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from apps.accounts.models import Membership, Role
+from apps.regions.models import LEVEL_DEPTH, RegionLevel
+from apps.sla import registry
+from apps.sla.models import Audience, SlaClock
+
+# audience → (level of the region it sits at, roles that hold the duty there)
+REGION_AUDIENCES: dict[str, tuple[str, tuple[str, ...]]] = {
+    Audience.STREET_DUTY: (RegionLevel.STREET, (Role.OPERATOR,)),
+    Audience.NEW_TOWN_COMMAND: (RegionLevel.NEW_TOWN, (Role.COMMANDER, Role.OPERATOR)),
+    Audience.NEW_AREA_COMMAND: (RegionLevel.NEW_AREA, (Role.COMMANDER, Role.OPERATOR)),
+}
+
+
+def command_path(region_path: str, level: str) -> str:
+    """The path of the region at ``level`` above (or at) ``region_path``; the region
+    itself when it sits above that level."""
+    parts = region_path.strip("/").split("/")
+    depth = min(LEVEL_DEPTH[level], len(parts) - 1)
+    return "/" + "/".join(parts[: depth + 1]) + "/"
+
+
+def recipients_for(clock: SlaClock, audiences: Iterable[str]) -> dict[str, list[int]]:
+    """``{audience: sorted user ids}`` for the clock (empty lists where nobody holds it)."""
+    wanted = [str(a) for a in audiences]
+    found: dict[str, set[int]] = {audience: set() for audience in wanted}
+    region_wanted = {a: REGION_AUDIENCES[a] for a in wanted if a in REGION_AUDIENCES}
+    if region_wanted:
+        paths = {
+            a: command_path(clock.region.path, level) for a, (level, _r) in region_wanted.items()
+        }
+        roles = {role for _level, rs in region_wanted.values() for role in rs}
+        rows = Membership.objects.filter(
+            is_active=True,
+            user__is_active=True,
+            region__path__in=set(paths.values()),
+            role__in=roles,
+        ).values_list("user_id", "region__path", "role")
+        for user_id, path, role in rows:
+            for audience, (_level, audience_roles) in region_wanted.items():
+                if paths[audience] == path and role in audience_roles:
+                    found[audience].add(user_id)
+    for audience in wanted:
+        if audience in REGION_AUDIENCES:
+            continue
+        resolver = registry.recipients_resolver(clock.subject_type, audience)
+        if resolver is not None:
+            found[audience].update(int(pk) for pk in resolver(clock))
+    return {audience: sorted(ids) for audience, ids in found.items()}
