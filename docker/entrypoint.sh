@@ -1,5 +1,6 @@
 #!/bin/sh
-# Role of this container: web | worker | beat | migrate | manage <args> | healthcheck [path]
+# Role of this container: web | realtime | worker | beat | migrate | manage <args> |
+# healthcheck [path]
 # Anything else is executed as given (e.g. `sh` for a debugging shell).
 # Each role `exec`s its process so it receives SIGTERM from `docker stop` directly.
 set -eu
@@ -9,14 +10,29 @@ role="${1:-web}"
 
 case "$role" in
   web)
-    # ASGI: HTTP and WebSocket (Channels) in one server, several worker processes.
-    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto/-For; trust it by
-    # listing its address in FORWARDED_ALLOW_IPS (uvicorn reads that variable).
+    # REST and admin: gunicorn, gthread workers (bench/README.md "topology": under WSGI
+    # Django costs 2-5 ms less CPU per request than under ASGI; gthread keeps a process
+    # busy through database waits, where sync workers idle). Behind the router
+    # (docker/nginx.conf), which sets X-Forwarded-Proto/-For; trust it with
+    # FORWARDED_ALLOW_IPS (gunicorn reads that variable).
+    exec gunicorn xixian_ems.wsgi:application \
+      --bind "0.0.0.0:${PORT:-8000}" \
+      --workers "${WEB_CONCURRENCY:-4}" \
+      --worker-class gthread --threads "${WEB_THREADS:-4}" \
+      --graceful-timeout 30 \
+      --no-control-socket \
+      --access-logfile - \
+      "$@"
+    ;;
+  realtime)
+    # ASGI: WebSockets (Channels) and the fast intake path of citizen reports
+    # (apps.incidents.intake, group commit in the ASGI process). Lifespan on: a shutdown
+    # answers every report it took before the connections close.
     exec uvicorn xixian_ems.asgi:application \
       --host 0.0.0.0 --port "${PORT:-8000}" \
-      --workers "${WEB_CONCURRENCY:-4}" \
+      --workers "${REALTIME_CONCURRENCY:-2}" \
       --proxy-headers \
-      --lifespan off \
+      --lifespan on \
       --timeout-graceful-shutdown 30 \
       "$@"
     ;;
