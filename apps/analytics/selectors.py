@@ -73,7 +73,7 @@ from apps.analytics.intervals import (
 )
 from apps.core.scoping import Scope, scope_for
 from apps.dispatch.models import DispatchTask, Team
-from apps.dispatch.services.tasks import SUBJECT_TASK
+from apps.dispatch.services.sla import SUBJECT_TASK
 from apps.incidents.models import Category, Incident
 from apps.incidents.selectors.incidents import incident_can_read
 from apps.regions.models import Region

@@ -30,11 +30,11 @@ class DispatchConfig(AppConfig):
 
         # Registers the incident resolve guard (no resolving while tasks are live); it
         # must not depend on the admin module happening to import the services.
-        from apps.dispatch.services import tasks
+        from apps.dispatch.services import sla, tasks  # noqa: F401 (tasks: the guard)
 
         # How the SLA engine locks, records on and expires tasks, and who their (and
         # their incidents') assignees and team leaders are (apps.sla imports no app above).
-        tasks.sla_register()
+        sla.sla_register()
 
         # Notifications ask whether a responder is on duty before muting a push; only
         # dispatch knows, and notifications must not import it (layers).

@@ -11,11 +11,13 @@ Every transition follows the same steps:
 3. look the action up in the one table (``task_transitions.TRANSITIONS``);
 4. write the status, its timestamp (and actor where the row has a column for it) with
    ``update_fields``;
-5. append a ``TaskEvent`` (who, when, what), a row on the incident timeline and the
-   realtime event (``apps.dispatch.realtime``: incident, region and the team members'
-   streams), in the same transaction;
-6. let the team status follow (``team_status_refresh`` of the teams work);
-7. after commit, :func:`_after_commit_task_changed` (the hook of push and sockets).
+5. append a ``TaskEvent`` (who, when, what), a row on the incident timeline, the push
+   outbox rows (``apps.dispatch.push``) and the realtime event (``apps.dispatch.realtime``:
+   incident, region and the team members' streams), in the same transaction; start or
+   stop the task's SLA clocks (``apps.dispatch.services.sla``);
+6. then let the team status follow (``team_status_refresh``): always after step 5, so
+   every transaction locks stream counters before team rows (no deadlock);
+7. after commit the outbox is delivered and the events published by their apps.
 
 Timestamps: ``accepted_at``, ``en_route_at`` and ``on_scene_at`` keep the *first* time
 (they are the "first-time" KPIs; a returned task going on scene again does not move
@@ -55,6 +57,7 @@ from apps.dispatch.models import (
 from apps.dispatch.push import task_push_acknowledged, task_push_on_event
 from apps.dispatch.realtime import task_changed
 from apps.dispatch.recommendation import Recommendation, recommend_teams
+from apps.dispatch.services.sla import sla_task_dispatched, sla_task_moved
 from apps.dispatch.services.teams import team_status_refresh
 from apps.dispatch.task_transitions import (
     TIMESTAMP_FIELD,
@@ -63,8 +66,7 @@ from apps.dispatch.task_transitions import (
     task_transition_target,
 )
 from apps.incidents.guards import register_resolve_guard
-from apps.incidents.models import Incident, IncidentEventKind, IncidentStatus, Loop, Severity
-from apps.incidents.services import sla as incident_sla
+from apps.incidents.models import Incident, IncidentEventKind, IncidentStatus, Loop
 from apps.incidents.services.attachments import (
     attachments_create,
     photo_files_delete,
@@ -73,12 +75,6 @@ from apps.incidents.services.attachments import (
 )
 from apps.incidents.services.incidents import incident_classify, incident_start
 from apps.incidents.timeline import timeline_append
-from apps.sla.models import Audience, NextTeam, SlaClock, SlaKind
-from apps.sla.policies import LadderStep
-from apps.sla.registry import Lock as SlaLock
-from apps.sla.registry import RecordEvent as SlaRecordEvent
-from apps.sla.registry import SubjectHandler, register_recipients, register_subject
-from apps.sla.services.clocks import sla_clock_cancel, sla_clock_start, sla_clock_stop
 
 logger = logging.getLogger(__name__)
 
@@ -265,9 +261,9 @@ def task_decline(*, task_id: int, by: Any, reason: str) -> TaskOutcome:
     target = task_transition_target(status=task.status, action=TaskAction.DECLINE)
     task.decline_reason = reason
     _set_status(task, target, fields=["decline_reason"])
-    _team_follow(task.team_id)
     proposal = _next_proposal(incident)
     _record(task, incident, "declined", by, data={"reason": reason, **_proposal_data(proposal)})
+    _team_follow(task.team_id)  # after the events: one lock order everywhere (_team_follow)
     return TaskOutcome(task=task, proposal=proposal)
 
 
@@ -279,9 +275,9 @@ def task_expire(*, task_id: int) -> TaskOutcome:
     incident, task = locks.incident_and_task_for_update(task_id)
     target = task_transition_target(status=task.status, action=TaskAction.EXPIRE)
     _set_status(task, target)
-    _team_follow(task.team_id)
     proposal = _next_proposal(incident)
     _record(task, incident, "expired", None, data=_proposal_data(proposal))
+    _team_follow(task.team_id)  # after the events: one lock order everywhere (_team_follow)
     return TaskOutcome(task=task, proposal=proposal)
 
 
@@ -553,15 +549,19 @@ def _after_commit(task_id: int) -> None:
 
 
 def _after_commit_task_changed(task_id: int) -> None:
-    """Runs once a task change is committed: push (high-priority data message to the
-    team's devices) and the realtime streams hook in here (issue 5). Robust on-commit:
-    a failure is logged and never turns the responder's 200 into an error. It gets the
-    id only and loads what it needs, so it always sends the committed state."""
+    """Runs once a task change is committed. The push outbox rows and the realtime
+    events were written in the transaction (``_record``) and are delivered/published
+    after commit by their own apps; this hook only logs the change."""
     logger.info("task changed: id=%s", task_id)
 
 
 def _team_follow(team_id: int) -> None:
-    """The team's status follows its tasks (teams work owns the rule)."""
+    """The team's status follows its tasks (teams work owns the rule).
+
+    Lock order: every task service calls this *after* ``_record``, i.e. after the
+    realtime counters of its streams are locked (``apps.realtime.events``). A service
+    that locked the team row first and a stream counter second could deadlock with one
+    doing it the other way round (two incidents of one new area share its counter)."""
     team_status_refresh(team_id=team_id)
 
 
@@ -655,189 +655,3 @@ def _team_ids_checked(team_ids: Sequence[int]) -> list[int]:
 
 def _user_or_none(by: Any) -> Any:
     return by if getattr(by, "is_authenticated", False) else None
-
-
-# --- SLA: the task clocks and the handlers of task clocks (apps.sla) ------------------------
-#
-# Clocks (started and stopped in the transaction of the change, the incident locked):
-# *task_accept* and *task_arrival* start when a team is dispatched (arrival counts from
-# dispatch: "on scene within 20 minutes" of the call going out); acceptance stops the
-# first, on-scene the second; decline, expiry and cancellation end both. Sending a team
-# stops the incident's *dispatch* clock; a decline or an expiry that leaves an accepted
-# incident with no live task starts it again (someone must be sent). The handlers let the
-# sweeper lock a task (its incident first, as every task service), record on the
-# incident timeline, supervise, raise the loop and expire the task, proposing or
-# dispatching the next recommended team per the policy.
-
-SUBJECT_TASK = "task"
-
-
-def _task_clock_dimensions(task: DispatchTask, incident: Incident) -> dict[str, Any]:
-    return {
-        "subject_type": SUBJECT_TASK,
-        "subject_id": task.pk,
-        "region_id": incident.region_id,
-        "label": f"{task.team.name} → {incident.number} {incident.title}",
-        "category": incident.category.code,
-        "severity": "" if incident.severity == Severity.UNCLASSIFIED else incident.severity,
-        "loop": incident.loop,
-        "is_drill": incident.is_drill,
-        "started_at": task.dispatched_at,
-    }
-
-
-def sla_task_dispatched(task: DispatchTask, incident: Incident) -> None:
-    dimensions = _task_clock_dimensions(task, incident)
-    sla_clock_start(kind=SlaKind.TASK_ACCEPT, **dimensions)
-    sla_clock_start(kind=SlaKind.TASK_ARRIVAL, **dimensions)
-    sla_clock_stop(
-        kind=SlaKind.DISPATCH,
-        subject_type=incident_sla.SUBJECT_INCIDENT,
-        subject_id=incident.pk,
-        reason="dispatched",
-    )
-
-
-def sla_task_moved(task: DispatchTask, target: str) -> None:
-    """Stop or cancel the task's clocks as its status moves (from ``_set_status``)."""
-    if target == TaskStatus.ACCEPTED:
-        _task_clock_stop(task, SlaKind.TASK_ACCEPT, "accepted")
-    elif target == TaskStatus.ON_SCENE:
-        _task_clock_stop(task, SlaKind.TASK_ARRIVAL, "on scene")
-    elif target in (TaskStatus.DECLINED, TaskStatus.EXPIRED):
-        _task_clock_stop(task, SlaKind.TASK_ACCEPT, str(target))
-        sla_clock_cancel(subject_type=SUBJECT_TASK, subject_id=task.pk, reason=f"task {target}")
-        incident = task.incident
-        if (
-            incident.status == IncidentStatus.ACCEPTED
-            and not DispatchTask.objects.live().filter(incident_id=incident.pk).exists()
-        ):
-            incident_sla.on_incident_undispatched(incident)
-    elif target == TaskStatus.CANCELLED:
-        sla_clock_cancel(subject_type=SUBJECT_TASK, subject_id=task.pk, reason="task cancelled")
-
-
-def _task_clock_stop(task: DispatchTask, kind: str, reason: str) -> None:
-    sla_clock_stop(kind=kind, subject_type=SUBJECT_TASK, subject_id=task.pk, reason=reason)
-
-
-def _lock_task(task_id: int, *, wait: bool) -> SlaLock:
-    incident_id = task_incident_id_or_none(task_id)
-    if incident_id is None:
-        return SlaLock.GONE
-    outcome = incident_sla.lock_incident(incident_id, wait=wait)
-    if outcome != SlaLock.LOCKED:
-        return outcome
-    return incident_sla.lock_rows(DispatchTask.objects.filter(pk=task_id), wait=wait)
-
-
-def task_incident_id_or_none(task_id: int) -> int | None:
-    return DispatchTask.objects.filter(pk=task_id).values_list("incident_id", flat=True).first()
-
-
-def _record_on_incident(event: SlaRecordEvent) -> None:
-    task = DispatchTask.objects.values("incident_id", "team_id").get(pk=event.clock.subject_id)
-    incident_sla.incident_record_sla_event(
-        incident_id=task["incident_id"],
-        kind=event.kind,
-        data={**event.data, "task_id": event.clock.subject_id, "team_id": task["team_id"]},
-    )
-
-
-def _expire_task(clock: SlaClock, step: LadderStep) -> dict[str, Any]:
-    """The ladder's "task not accepted in time": expire it (dispatch proposes the next
-    recommended team) and, if the policy says so, dispatch that team at once. A dispatch
-    refused (the team went off duty a moment ago) keeps the expiry and records why."""
-    outcome = task_expire(task_id=clock.subject_id)
-    proposal = outcome.proposal
-    result: dict[str, Any] = {
-        "applied": True,
-        "task_id": outcome.task.pk,
-        "proposed_team_id": proposal.team.pk if proposal is not None else None,
-    }
-    if step.next_team == NextTeam.DISPATCH and proposal is not None:
-        try:
-            with transaction.atomic():
-                (new_task,) = task_dispatch(
-                    incident_id=outcome.task.incident_id,
-                    team_ids=[proposal.team.pk],
-                    by=None,
-                    instructions=outcome.task.instructions,
-                )
-        except ApplicationError as exc:
-            result["dispatch_error"] = exc.code
-        else:
-            result["dispatched_task_id"] = new_task.pk
-            result["dispatched_team_id"] = new_task.team_id
-    return result
-
-
-def _member_ids(team_ids: Iterable[int], *, leaders_only: bool) -> list[int]:
-    """Active members of the teams (leaders only, or: those on duty, else everyone)."""
-    members = TeamMember.objects.filter(
-        team_id__in=list(team_ids), is_active=True, user__is_active=True
-    )
-    if leaders_only:
-        return list(members.filter(is_leader=True).values_list("user_id", flat=True))
-    rows = list(members.values_list("user_id", "on_duty"))
-    on_duty = [user_id for user_id, duty in rows if duty]
-    return on_duty or [user_id for user_id, _duty in rows]
-
-
-def _task_team(clock: SlaClock) -> list[int]:
-    return list(DispatchTask.objects.filter(pk=clock.subject_id).values_list("team_id", flat=True))
-
-
-def _incident_teams(clock: SlaClock) -> list[int]:
-    return list(
-        DispatchTask.objects.live()
-        .filter(incident_id=clock.subject_id)
-        .values_list("team_id", flat=True)
-    )
-
-
-def sla_register() -> None:
-    """Called from ``DispatchConfig.ready()``."""
-    register_subject(
-        SUBJECT_TASK,
-        SubjectHandler(
-            label=_("Dispatch task"),
-            lock=_lock_task,
-            record=_record_on_incident,
-            supervise=lambda clock, step: incident_sla.supervise_incident(
-                _incident_of(clock), clock, step
-            ),
-            raise_loop=lambda clock, step: incident_sla.raise_incident_loop(
-                _incident_of(clock), clock, step
-            ),
-            expire=_expire_task,
-        ),
-    )
-    register_recipients(
-        SUBJECT_TASK,
-        Audience.ASSIGNEE,
-        lambda clock: _member_ids(_task_team(clock), leaders_only=False),
-    )
-    register_recipients(
-        SUBJECT_TASK,
-        Audience.TEAM_LEADER,
-        lambda clock: _member_ids(_task_team(clock), leaders_only=True),
-    )
-    # The teams on an incident are dispatch's knowledge: its clocks' assignees too.
-    register_recipients(
-        incident_sla.SUBJECT_INCIDENT,
-        Audience.ASSIGNEE,
-        lambda clock: _member_ids(_incident_teams(clock), leaders_only=False),
-    )
-    register_recipients(
-        incident_sla.SUBJECT_INCIDENT,
-        Audience.TEAM_LEADER,
-        lambda clock: _member_ids(_incident_teams(clock), leaders_only=True),
-    )
-
-
-def _incident_of(clock: SlaClock) -> int:
-    incident_id = task_incident_id_or_none(clock.subject_id)
-    if incident_id is None:  # pragma: no cover - the sweeper locked the task just before
-        raise DispatchTask.DoesNotExist
-    return incident_id
