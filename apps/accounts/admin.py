@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts import selectors, services
 from apps.accounts.models import Device, Membership, OtpChallenge, User
 from apps.accounts.phones import PhoneNumberError, phone_mask, phone_normalise
+from apps.core.admin_mixins import ReadOnlyAdminMixin
 from apps.core.errors import ApplicationError
 from apps.core.scoping import restrict
 from apps.regions.admin_mixins import RegionScopedAdminMixin
@@ -271,7 +272,7 @@ class DeviceAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OtpChallenge)
-class OtpChallengeAdmin(admin.ModelAdmin):
+class OtpChallengeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Diagnostics for superusers (why can this citizen not log in?). Never the code."""
 
     list_display = (
@@ -305,12 +306,3 @@ class OtpChallengeAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

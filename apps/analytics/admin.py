@@ -23,6 +23,7 @@ from apps.analytics.forms import KpiFilterForm
 from apps.analytics.intervals import INTERVALS
 from apps.analytics.models import KpiReport
 from apps.analytics.selectors import KpiGroup, kpi_report
+from apps.core.admin_mixins import ReadOnlyAdminMixin
 from apps.regions.models import Region
 from apps.sla.models import SlaKind
 
@@ -49,7 +50,7 @@ def rate_display(rate: float | None) -> str:
 
 
 @admin.register(KpiReport)
-class KpiReportAdmin(admin.ModelAdmin):
+class KpiReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """One page, no objects: the filters on top, the total and the groups below."""
 
     def get_urls(self) -> list[URLPattern]:
@@ -61,15 +62,6 @@ class KpiReportAdmin(admin.ModelAdmin):
                 name=f"{opts.app_label}_{opts.model_name}_changelist",
             ),
         ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def report_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):

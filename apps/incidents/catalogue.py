@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from dataclasses import dataclass
 
-from django.core.cache import cache
-from django.db import transaction
-
+from apps.core.generation import SharedGeneration
 from apps.incidents.models import Category
 
 logger = logging.getLogger(__name__)
 
 GENERATION_CACHE_KEY = "incidents:categories:generation"
+_generation = SharedGeneration(GENERATION_CACHE_KEY, what="the category catalogue")
 
 
 @dataclass(frozen=True)
@@ -46,31 +44,11 @@ _catalogue: Catalogue | None = None
 _lock = threading.Lock()
 
 
-def shared_generation() -> str | None:
-    """The cluster-wide generation; ``None`` if the cache is unreachable."""
-    try:
-        token = cache.get(GENERATION_CACHE_KEY)
-        if token is None:
-            cache.add(GENERATION_CACHE_KEY, uuid.uuid4().hex, timeout=None)
-            token = cache.get(GENERATION_CACHE_KEY)
-    except Exception:  # an outage must not stop intake; the local copy still works
-        logger.warning("incidents: cannot read the category generation", exc_info=True)
-        return None
-    return token
-
-
-def _bump_shared_generation() -> None:
-    try:
-        cache.set(GENERATION_CACHE_KEY, uuid.uuid4().hex, timeout=None)
-    except Exception:
-        logger.warning("incidents: cannot bump the category generation", exc_info=True)
-
-
 def catalogue_invalidate() -> None:
     """Drop the copy here now, and in every process once the transaction commits."""
     global _catalogue  # the process-wide cache slot
     _catalogue = None
-    transaction.on_commit(_bump_shared_generation)
+    _generation.bump_on_commit()
 
 
 def catalogue(*, generation: str | None = None, checked: bool = False) -> Catalogue:
@@ -81,7 +59,7 @@ def catalogue(*, generation: str | None = None, checked: bool = False) -> Catalo
     """
     global _catalogue  # the process-wide cache slot
     if not checked:
-        generation = shared_generation()
+        generation = _generation.read()
     current = _catalogue
     if current is not None and (generation is None or current.generation == generation):
         return current

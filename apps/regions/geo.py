@@ -19,18 +19,17 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.core.cache import cache
-from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from shapely import Point
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.prepared import PreparedGeometry, prep
+
+from apps.core.generation import SharedGeneration
 
 if TYPE_CHECKING:
     from apps.regions.models import Region
@@ -41,6 +40,7 @@ logger = logging.getLogger(__name__)
 # ±3 km uncertainty of the estimated street centres.
 EARTH_RADIUS_KM = 6371.0088
 GENERATION_CACHE_KEY = "regions:street-index:generation"
+_generation = SharedGeneration(GENERATION_CACHE_KEY, what="the street index")
 BOUNDARY_TYPES = frozenset({"Polygon", "MultiPolygon"})
 
 
@@ -117,32 +117,11 @@ _index: StreetIndex | None = None
 _lock = threading.Lock()
 
 
-def _shared_generation() -> str | None:
-    """The cluster-wide index generation; ``None`` if the cache is unreachable."""
-    try:
-        token = cache.get(GENERATION_CACHE_KEY)
-        if token is None:
-            # add() is atomic: concurrent first lookups agree on one token.
-            cache.add(GENERATION_CACHE_KEY, uuid.uuid4().hex, timeout=None)
-            token = cache.get(GENERATION_CACHE_KEY)
-    except Exception:  # a cache outage must not stop lookups; the local copy still works
-        logger.warning("regions: cannot read the street index generation", exc_info=True)
-        return None
-    return token
-
-
-def _bump_shared_generation() -> None:
-    try:
-        cache.set(GENERATION_CACHE_KEY, uuid.uuid4().hex, timeout=None)
-    except Exception:
-        logger.warning("regions: cannot bump the street index generation", exc_info=True)
-
-
 def street_index_invalidate() -> None:
     """Drop the index here now, and in every process once the transaction commits."""
     global _index  # the process-wide cache slot
     _index = None
-    transaction.on_commit(_bump_shared_generation)
+    _generation.bump_on_commit()
 
 
 def street_index(*, generation: str | None = None, checked: bool = False) -> StreetIndex:
@@ -153,7 +132,7 @@ def street_index(*, generation: str | None = None, checked: bool = False) -> Str
     """
     global _index  # the process-wide cache slot
     if not checked:
-        generation = _shared_generation()
+        generation = _generation.read()
     index = _index
     if index is not None and (generation is None or index.generation == generation):
         return index

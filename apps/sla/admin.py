@@ -24,7 +24,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.admin_mixins import ReadOnlyInlineMixin
+from apps.core.admin_mixins import ReadOnlyAdminMixin, ReadOnlyInlineMixin
 from apps.core.errors import ApplicationError
 from apps.regions.admin_mixins import RegionScopedAdminMixin
 from apps.sla import registry
@@ -375,7 +375,7 @@ class SlaClockAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Escalation)
-class EscalationAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class EscalationAdmin(ReadOnlyAdminMixin, RegionScopedAdminMixin, admin.ModelAdmin):
     region_path_field = "region__path"
     list_display = (
         "at",
@@ -407,15 +407,6 @@ class EscalationAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
         "actions",
     )
     fields = readonly_fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description=_("SLA kind"), ordering="clock__kind")
     def sla_kind(self, obj: Escalation) -> str:

@@ -29,20 +29,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import transaction
 
+from apps.core.generation import SharedGeneration
 from apps.sla.models import Anchor, NextTeam, SlaLadderStep, SlaPolicy
 
 logger = logging.getLogger(__name__)
 
 GENERATION_CACHE_KEY = "sla:policies:generation"
+_generation = SharedGeneration(GENERATION_CACHE_KEY, what="the SLA policies")
 
 
 @dataclass(frozen=True)
@@ -166,30 +165,11 @@ _table: _Table | None = None
 _lock = threading.Lock()
 
 
-def _shared_generation() -> str | None:
-    try:
-        token = cache.get(GENERATION_CACHE_KEY)
-        if token is None:
-            cache.add(GENERATION_CACHE_KEY, uuid.uuid4().hex, timeout=None)
-            token = cache.get(GENERATION_CACHE_KEY)
-    except Exception:  # a cache outage must not stop intake or dispatch
-        logger.warning("sla: cannot read the policy generation", exc_info=True)
-        return None
-    return token
-
-
-def _bump_shared_generation() -> None:
-    try:
-        cache.set(GENERATION_CACHE_KEY, uuid.uuid4().hex, timeout=None)
-    except Exception:
-        logger.warning("sla: cannot bump the policy generation", exc_info=True)
-
-
 def policies_invalidate() -> None:
     """Drop this process's copy now, and every process's once the transaction commits."""
     global _table  # the process-wide cache slot
     _table = None
-    transaction.on_commit(_bump_shared_generation)
+    _generation.bump_on_commit()
 
 
 def _build(generation: str) -> _Table:
@@ -221,7 +201,7 @@ def _build(generation: str) -> _Table:
 
 def _current() -> _Table:
     global _table  # the process-wide cache slot
-    generation = _shared_generation()
+    generation = _generation.read()
     max_age = float(getattr(settings, "SLA_POLICY_CACHE_SECONDS", 60))
     current = _table
     if (
