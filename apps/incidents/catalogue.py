@@ -51,15 +51,10 @@ def catalogue_invalidate() -> None:
     _generation.bump_on_commit()
 
 
-def catalogue(*, generation: str | None = None, checked: bool = False) -> Catalogue:
-    """The warm catalogue, rebuilt (one query) when missing or changed elsewhere.
-
-    ``checked=True`` means the caller already read ``generation`` from the cache (the
-    fast intake path does, in its rate-limit round trip), so no GET is spent here.
-    """
+def catalogue() -> Catalogue:
+    """The warm catalogue, rebuilt (one query) when missing or changed elsewhere."""
     global _catalogue  # the process-wide cache slot
-    if not checked:
-        generation = _generation.read()
+    generation = _generation.read()
     current = _catalogue
     if current is not None and (generation is None or current.generation == generation):
         return current
@@ -73,4 +68,13 @@ def catalogue(*, generation: str | None = None, checked: bool = False) -> Catalo
             current = Catalogue(generation or "local", by_code)
             _catalogue = current
             logger.info("incidents: category catalogue built with %s categories", len(by_code))
+    return current
+
+
+def catalogue_if_current(generation: str | None) -> Catalogue | None:
+    """This process's warm catalogue if it is at ``generation``, else ``None`` (no cache
+    read, no query): see ``apps.regions.geo.street_index_if_current``."""
+    current = _catalogue
+    if current is None or generation is None or current.generation != generation:
+        return None
     return current

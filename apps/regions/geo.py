@@ -124,15 +124,10 @@ def street_index_invalidate() -> None:
     _generation.bump_on_commit()
 
 
-def street_index(*, generation: str | None = None, checked: bool = False) -> StreetIndex:
-    """The warm index, rebuilt (one query) when missing or when another process changed it.
-
-    ``checked=True`` means the caller already read ``generation`` from the cache (the
-    fast intake path does, in its rate-limit round trip), so no GET is spent here.
-    """
+def street_index() -> StreetIndex:
+    """The warm index, rebuilt (one query) when missing or when another process changed it."""
     global _index  # the process-wide cache slot
-    if not checked:
-        generation = _generation.read()
+    generation = _generation.read()
     index = _index
     if index is not None and (generation is None or index.generation == generation):
         return index
@@ -141,6 +136,16 @@ def street_index(*, generation: str | None = None, checked: bool = False) -> Str
         if index is None or (generation is not None and index.generation != generation):
             index = _build_index(generation or "local")
             _index = index
+    return index
+
+
+def street_index_if_current(generation: str | None) -> StreetIndex | None:
+    """This process's warm index if it is at ``generation``, else ``None``: no cache read
+    and no query. For asyncio callers that read the generation themselves (the fast
+    intake path, in its rate-limit round trip) and rebuild off the loop when stale."""
+    index = _index
+    if index is None or generation is None or index.generation != generation:
+        return None
     return index
 
 

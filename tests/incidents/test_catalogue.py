@@ -52,3 +52,14 @@ def test_an_edit_in_another_process_is_seen_through_the_generation() -> None:
     after = catalogue.catalogue()
     assert after is not before
     assert after.generation == "another-process"
+
+
+def test_the_warm_copy_is_offered_only_at_its_own_generation(
+    django_assert_num_queries: Any,
+) -> None:
+    CategoryFactory(code="A01")
+    current = catalogue.catalogue()
+    with django_assert_num_queries(0):
+        assert catalogue.catalogue_if_current(current.generation) is current
+        assert catalogue.catalogue_if_current("another-process") is None
+        assert catalogue.catalogue_if_current(None) is None

@@ -317,3 +317,13 @@ def test_inactive_town_switches_off_its_streets() -> None:
 
     # when / then: the nearer street is under an inactive town
     assert locate_street(34.30, 108.80).code == "live"
+
+
+def test_the_warm_index_is_offered_only_at_its_own_generation(
+    xixian: dict[str, Region], django_assert_num_queries: Any
+) -> None:
+    index = geo.street_index()
+    with django_assert_num_queries(0):
+        assert geo.street_index_if_current(index.generation) is index
+        assert geo.street_index_if_current("another-process") is None
+        assert geo.street_index_if_current(None) is None

@@ -45,6 +45,8 @@ from apps.incidents.throttles import (
 
 TAG = "reports"
 PHOTO_FIELDS = ("photos", "photos[]")
+CATEGORY_MAX_LENGTH = 8
+PHONE_MAX_LENGTH = 32  # as typed: spaces, dashes, +86 (normalised by the service)
 
 
 def client_ip(request: Request) -> str | None:
@@ -242,13 +244,17 @@ class ReportCreatedOutput(serializers.Serializer):
 
 
 class ReportSubmitInput(serializers.Serializer):
-    category = serializers.CharField(max_length=8, help_text=_("Category code, e.g. N02."))
+    category = serializers.CharField(
+        max_length=CATEGORY_MAX_LENGTH, help_text=_("Category code, e.g. N02.")
+    )
     lat = serializers.FloatField(help_text=_("WGS84 latitude."))
     lng = serializers.FloatField(help_text=_("WGS84 longitude."))
     text = serializers.CharField(
         required=False, allow_blank=True, max_length=services.TEXT_MAX_LENGTH, default=""
     )
-    phone = serializers.CharField(required=False, allow_blank=True, max_length=32, default="")
+    phone = serializers.CharField(
+        required=False, allow_blank=True, max_length=PHONE_MAX_LENGTH, default=""
+    )
     address = serializers.CharField(
         required=False, allow_blank=True, max_length=services.ADDRESS_MAX_LENGTH, default=""
     )
@@ -280,7 +286,9 @@ class ReportSosInput(serializers.Serializer):
     text = serializers.CharField(
         required=False, allow_blank=True, max_length=services.TEXT_MAX_LENGTH, default=""
     )
-    phone = serializers.CharField(required=False, allow_blank=True, max_length=32, default="")
+    phone = serializers.CharField(
+        required=False, allow_blank=True, max_length=PHONE_MAX_LENGTH, default=""
+    )
 
 
 class ReportRatingInput(serializers.Serializer):

@@ -208,16 +208,12 @@ class IntakeFastPath:
         ]
         verdict = await self._limiter.hit(limits, read=read)
         street_generation, category_generation = (_decode(v) for v in verdict.values)
-        index = geo._index
-        if street_generation is None or index is None or index.generation != street_generation:
-            # Cold, or changed elsewhere: rebuild (a query) off the event loop.
+        # Warm and current: no query. Cold, or changed elsewhere: rebuild off the loop.
+        index = geo.street_index_if_current(street_generation)
+        if index is None:
             index = await sync_to_async(geo.street_index)()
-        catalogue = catalogue_module._catalogue
-        if (
-            category_generation is None
-            or catalogue is None
-            or catalogue.generation != category_generation
-        ):
+        catalogue = catalogue_module.catalogue_if_current(category_generation)
+        if catalogue is None:
             catalogue = await sync_to_async(catalogue_module.catalogue)()
         return catalogue, index, verdict
 

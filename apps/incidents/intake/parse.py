@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from apps.accounts.phones import PhoneNumberError, phone_normalise
 from apps.core.errors import ApplicationError
-from apps.incidents.api.reports import PHOTO_FIELDS
+from apps.incidents.api.reports import CATEGORY_MAX_LENGTH, PHONE_MAX_LENGTH, PHOTO_FIELDS
 from apps.incidents.catalogue import Catalogue
 from apps.incidents.models import Category
 from apps.incidents.services.reports import (
@@ -40,8 +40,6 @@ from apps.regions.models import Region
 from apps.regions.selectors import locate_point
 
 REPORTS_PATH = "/api/v1/reports/"  # reverse("v1:report-submit"); a test keeps them equal
-CATEGORY_MAX_LENGTH = 8  # ReportSubmitInput.category
-PHONE_MAX_LENGTH = 32  # ReportSubmitInput.phone
 
 
 @dataclass
