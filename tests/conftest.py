@@ -14,6 +14,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from apps.core.sms import LocmemSmsBackend
+from tests.support.e2e import e2e_env, e2e_worker, fcm  # noqa: F401 (fixtures for all tests)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

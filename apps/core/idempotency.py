@@ -5,7 +5,7 @@ most once per sender: the key row is inserted in the *same transaction* as the c
 so either both commit or neither does.
 
 1. No header: the request runs normally.
-2. First use: insert the key row (unique on sender + key), run the view, store the
+2. First use: insert the key row (unique on sender + key), run the change, store the
    response; commit. On PostgreSQL a concurrent insert of the same key blocks on the
    unique index until this transaction ends, then takes the replay path.
 3. Replay with the same method, path and body: the stored response comes back with
@@ -13,6 +13,12 @@ so either both commit or neither does.
 4. Same key, different request: 422 ``idempotency_key_reused``.
 5. An error response (4xx/5xx) rolls the key back with everything else, so a corrected
    retry with the same key is processed.
+
+Two callers share the statements below (:func:`claims_take`, :func:`claims_answer`,
+:func:`claims_replay`), so there is one implementation of the rules: the :func:`idempotent`
+view decorator (one claim around one view), and services that write many changes in one
+transaction and take their callers' claims with them (citizen report intake, whose fast
+path answers without a Django view at all).
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,6 +42,8 @@ from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.models import IdempotentRequest
 
 HEADER = "Idempotency-Key"
+ANONYMOUS_SCOPE = "anon"
+PATH_MAX_LENGTH = 300
 
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
     name=HEADER,
@@ -43,43 +53,201 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
     description="A UUID; a retry with the same key and body replays the first response.",
 )
 
+_TABLE = IdempotentRequest._meta.db_table
+# Both PostgreSQL and SQLite (3.35+) speak ON CONFLICT ... RETURNING. Identifiers come
+# from the model's metadata; values are bound parameters.
+_TAKE_SQL = (
+    f"INSERT INTO {_TABLE} (scope, key, method, path, request_hash, response_status, "  # noqa: S608
+    "response_body, created_at, updated_at) VALUES {rows} "
+    "ON CONFLICT (scope, key) DO NOTHING RETURNING id, scope, key"
+)
+_TAKE_ROW = "(%s, %s, %s, %s, %s, 0, NULL, %s, %s)"
 
-def _sender_scope(request: Request) -> str:
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
+
+@dataclass(frozen=True)
+class Claim:
+    """One request's claim on its key: who sent it, the key, and what the request was."""
+
+    scope: str
+    key: uuid.UUID
+    method: str
+    path: str
+    fingerprint: str
+
+    @property
+    def ident(self) -> tuple[str, uuid.UUID]:
+        return (self.scope, self.key)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The stored answer of a request that already ran."""
+
+    status: int
+    body: Any
+
+
+def sender_scope(user: Any) -> str:
+    if user is not None and getattr(user, "is_authenticated", False):
         return f"user:{user.pk}"
     # Anonymous citizens: keys are random UUIDs, so one shared namespace is safe; the
-    # request hash below still refuses a different body under a known key.
-    return "anon"
+    # request hash still refuses a different body under a known key.
+    return ANONYMOUS_SCOPE
+
+
+def key_parse(raw: str) -> uuid.UUID:
+    """The header's UUID; 400 ``idempotency_key_invalid`` if it is not one."""
+    try:
+        return uuid.UUID(raw.strip())
+    except ValueError:
+        raise ApplicationError(ErrorCode.IDEMPOTENCY_KEY_INVALID) from None
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """The hash of a request sent as raw bytes (JSON): method, path and body."""
+    digest = hashlib.sha256()
+    digest.update(method.encode())
+    digest.update(b"\0")
+    digest.update(path.encode())
+    digest.update(b"\0")
+    digest.update(body)
+    return digest.hexdigest()
 
 
 def _request_fingerprint(request: Request) -> str:
+    content_type = request.content_type or ""
+    if not (
+        content_type.startswith("multipart/")
+        or content_type.startswith("application/x-www-form-urlencoded")
+    ):
+        return fingerprint(request.method, request.path, request.body)
+    # Files are hashed by content, fields by value: the same upload retried matches.
     digest = hashlib.sha256()
     digest.update(request.method.encode())
     digest.update(b"\0")
     digest.update(request.path.encode())
     digest.update(b"\0")
-    content_type = request.content_type or ""
-    if content_type.startswith("multipart/") or content_type.startswith(
-        "application/x-www-form-urlencoded"
-    ):
-        # Files are hashed by content, fields by value: the same upload retried matches.
-        canonical: dict[str, Any] = {}
-        for name in sorted(request.data.keys()):
-            canonical[name] = sorted(str(v) for v in request.data.getlist(name))
-        for name in sorted(request.FILES.keys()):
-            hashes = []
-            for upload in request.FILES.getlist(name):
-                file_digest = hashlib.sha256()
-                for chunk in upload.chunks():
-                    file_digest.update(chunk)
-                upload.seek(0)
-                hashes.append(file_digest.hexdigest())
-            canonical[f"file:{name}"] = hashes
-        digest.update(json.dumps(canonical, sort_keys=True).encode())
-    else:
-        digest.update(request.body)
+    canonical: dict[str, Any] = {}
+    for name in sorted(request.data.keys()):
+        canonical[name] = sorted(str(v) for v in request.data.getlist(name))
+    for name in sorted(request.FILES.keys()):
+        hashes = []
+        for upload in request.FILES.getlist(name):
+            file_digest = hashlib.sha256()
+            for chunk in upload.chunks():
+                file_digest.update(chunk)
+            upload.seek(0)
+            hashes.append(file_digest.hexdigest())
+        canonical[f"file:{name}"] = hashes
+    digest.update(json.dumps(canonical, sort_keys=True).encode())
     return digest.hexdigest()
+
+
+def claim_from(request: Request) -> Claim | None:
+    """The request's claim, ``None`` without the header; 400 if the key is malformed."""
+    raw_key = request.headers.get(HEADER)
+    if raw_key is None:
+        return None
+    key = key_parse(raw_key)
+    return Claim(
+        scope=sender_scope(getattr(request, "user", None)),
+        key=key,
+        method=request.method,
+        path=request.path[:PATH_MAX_LENGTH],
+        fingerprint=_request_fingerprint(request),
+    )
+
+
+# --- The statements ----------------------------------------------------------------------
+
+
+def claims_take(claims: Sequence[Claim]) -> dict[tuple[str, uuid.UUID], int]:
+    """Insert the key rows of ``claims`` in the current transaction (one statement).
+
+    Returns ``{(scope, key): row id}`` for the claims taken *now*; a claim whose key was
+    taken before (or earlier in the same list) is absent: its request must not run, and
+    :func:`claims_replay` says what to answer. On PostgreSQL a key that a concurrent
+    transaction is inserting waits for that transaction to end.
+    """
+    if not claims:
+        return {}
+    field = IdempotentRequest._meta.get_field("key")
+    now = timezone.now()
+    params: list[Any] = []
+    for claim in claims:
+        params += [
+            claim.scope,
+            field.get_db_prep_value(claim.key, connection),
+            claim.method,
+            claim.path[:PATH_MAX_LENGTH],
+            claim.fingerprint,
+            now,
+            now,
+        ]
+    sql = _TAKE_SQL.format(rows=", ".join([_TAKE_ROW] * len(claims)))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return {(scope, uuid.UUID(str(key))): int(pk) for pk, scope, key in rows}
+
+
+def claims_answer(answers: Sequence[tuple[int, int, Any]]) -> None:
+    """Store ``(row id, status, body)`` answers on taken claims, in the same transaction
+    as the change they answer."""
+    if not answers:
+        return
+    now = timezone.now()
+    rows = []
+    for pk, status, body in answers:
+        rows.append(
+            IdempotentRequest(
+                pk=pk,
+                response_status=status,
+                response_body=json.loads(json.dumps(body, cls=JSONEncoder)),
+                updated_at=now,
+            )
+        )
+    IdempotentRequest.objects.bulk_update(
+        rows, ["response_status", "response_body", "updated_at"], batch_size=500
+    )
+
+
+def claims_replay(
+    claims: Sequence[Claim],
+) -> dict[tuple[str, uuid.UUID], Replay | ApplicationError]:
+    """What to answer each claim that was not taken: the stored answer, or 422
+    ``idempotency_key_reused`` (another request under that key), or 409
+    ``idempotency_in_progress`` (its request has not finished)."""
+    if not claims:
+        return {}
+    stored: dict[tuple[str, uuid.UUID], IdempotentRequest] = {}
+    for scope in {claim.scope for claim in claims}:
+        keys = [claim.key for claim in claims if claim.scope == scope]
+        for record in IdempotentRequest.objects.filter(scope=scope, key__in=keys).only(
+            "scope", "key", "request_hash", "response_status", "response_body"
+        ):
+            stored[(record.scope, record.key)] = record
+    answers: dict[tuple[str, uuid.UUID], Replay | ApplicationError] = {}
+    for claim in claims:
+        record = stored.get(claim.ident)
+        if record is None or record.request_hash != claim.fingerprint:
+            answers[claim.ident] = ApplicationError(
+                ErrorCode.IDEMPOTENCY_KEY_REUSED, extra={"key": str(claim.key)}, status=422
+            )
+        elif record.response_status == 0:
+            answers[claim.ident] = ApplicationError(
+                ErrorCode.IDEMPOTENCY_IN_PROGRESS, extra={"key": str(claim.key)}, status=409
+            )
+        else:
+            answers[claim.ident] = Replay(record.response_status, record.response_body)
+    return answers
+
+
+def replay_response(replay: Replay) -> Response:
+    return Response(replay.body, status=replay.status, headers={"Idempotent-Replayed": "true"})
+
+
+# --- The view decorator ------------------------------------------------------------------
 
 
 def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
@@ -87,54 +255,21 @@ def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
 
     @wraps(view_method)
     def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
-        raw_key = request.headers.get(HEADER)
-        if raw_key is None:
+        claim = claim_from(request)
+        if claim is None:
             return view_method(self, request, *args, **kwargs)
-        try:
-            key = uuid.UUID(raw_key.strip())
-        except ValueError:
-            raise ApplicationError(ErrorCode.IDEMPOTENCY_KEY_INVALID) from None
-
-        scope = _sender_scope(request)
-        fingerprint = _request_fingerprint(request)
         with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    record = IdempotentRequest.objects.create(
-                        scope=scope,
-                        key=key,
-                        method=request.method,
-                        path=request.path[:300],
-                        request_hash=fingerprint,
-                        response_status=0,
-                    )
-            except IntegrityError:
-                return _replay(scope, key, fingerprint)
-
+            taken = claims_take([claim])
+            if claim.ident not in taken:
+                answer = claims_replay([claim])[claim.ident]
+                if isinstance(answer, ApplicationError):
+                    raise answer
+                return replay_response(answer)
             response = view_method(self, request, *args, **kwargs)
             if response.status_code >= 400:
                 transaction.set_rollback(True)
                 return response
-            record.response_status = response.status_code
-            record.response_body = json.loads(json.dumps(response.data, cls=JSONEncoder))
-            record.save(update_fields=["response_status", "response_body", "updated_at"])
+            claims_answer([(taken[claim.ident], response.status_code, response.data)])
         return response
 
     return wrapper
-
-
-def _replay(scope: str, key: uuid.UUID, fingerprint: str) -> Response:
-    stored = IdempotentRequest.objects.get(scope=scope, key=key)
-    if stored.request_hash != fingerprint:
-        raise ApplicationError(
-            ErrorCode.IDEMPOTENCY_KEY_REUSED, extra={"key": str(key)}, status=422
-        )
-    if stored.response_status == 0:
-        raise ApplicationError(
-            ErrorCode.IDEMPOTENCY_IN_PROGRESS, extra={"key": str(key)}, status=409
-        )
-    return Response(
-        stored.response_body,
-        status=stored.response_status,
-        headers={"Idempotent-Replayed": "true"},
-    )

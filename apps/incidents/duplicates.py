@@ -23,8 +23,9 @@ Ties break by newest incident, then id, so the order is deterministic.
 
 Computed on demand at triage, not stored: the answer changes as incidents open, close
 and merge, and a stored list would be stale by the time an operator looks at it. Intake
-computes a snapshot once, for the operator board's "new report" event (a batched
-version of the same query, :mod:`apps.incidents.intake.sql`). The query is cheap: a
+computes a snapshot once, for the operator board's "new report" event
+(:func:`duplicate_candidates_many`: the same filter and score for a batch of reports in
+one statement on PostgreSQL). The query is cheap: a
 latitude/longitude bounding box on plain columns (the partial index on open incidents
 narrows it further), then exact haversine in Python on the few rows that survive.
 """
@@ -34,12 +35,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
-from apps.incidents.models import Category, Incident
+from apps.incidents.models import OPEN_STATUSES, Category, Incident
 from apps.regions.geo import EARTH_RADIUS_KM, haversine_km
 
 DEFAULT_RADIUS_M = 500.0
@@ -59,6 +61,14 @@ class Candidate:
     distance_m: float
     age_hours: float  # |incident created − report time|
     same_category: bool
+    score: float
+
+
+class CandidateRef(TypedDict):
+    """A candidate as the board's "new report" event carries it."""
+
+    incident_id: int
+    distance_m: float
     score: float
 
 
@@ -172,3 +182,77 @@ def measure(
 
 def _visible(user: Any) -> Any:
     return Incident.objects.visible_to(user).open()
+
+
+# One statement for a batch of reports: the bounding box, window and category filter of
+# duplicate_candidates, per report (PostgreSQL; identifiers from the models' metadata,
+# values bound).
+_OPEN = ", ".join(f"'{status}'" for status in OPEN_STATUSES)
+_BATCH_SQL = f"""
+    SELECT v.idx, i.id, i.lat, i.lng, i.created_at, i.category_id
+    FROM (VALUES {{rows}}) AS v (idx, south, north, west, east, since, until, codes)
+    CROSS JOIN LATERAL (
+        SELECT i.id, i.lat, i.lng, i.created_at, i.category_id
+        FROM {Incident._meta.db_table} i JOIN {Category._meta.db_table} c ON c.id = i.category_id
+        WHERE i.status IN ({_OPEN})
+          AND i.created_at >= v.since AND i.created_at <= v.until
+          AND i.lat >= v.south AND i.lat <= v.north
+          AND i.lng >= v.west AND i.lng <= v.east
+          AND c.code = ANY(v.codes)
+    ) AS i
+"""  # noqa: S608
+_BATCH_ROW = (
+    "(%s::int, %s::float8, %s::float8, %s::float8, %s::float8, %s::timestamptz, "
+    "%s::timestamptz, %s::text[])"
+)
+
+
+def duplicate_candidates_many(
+    reports: list[tuple[float, float, Category, datetime]], *, limit: int = 10
+) -> list[list[CandidateRef]]:
+    """:func:`duplicate_candidates` of many reports ``(lat, lng, category, at)`` at once,
+    as references, in order: one query on PostgreSQL, one per report elsewhere."""
+    radius, window = duplicate_radius_m(), duplicate_window_hours()
+    if not reports or radius <= 0 or window <= 0 or limit <= 0:
+        return [[] for _report in reports]
+    if connection.vendor != "postgresql":
+        return [
+            [
+                {"incident_id": c.incident.pk, "distance_m": c.distance_m, "score": c.score}
+                for c in duplicate_candidates(
+                    lat=lat, lng=lng, category=category, at=at, limit=limit
+                )
+            ]
+            for lat, lng, category, at in reports
+        ]
+    span = timedelta(hours=window)
+    params: list[Any] = []
+    for index, (lat, lng, category, at) in enumerate(reports):
+        south, north, west, east = bounding_box(lat, lng, radius)
+        codes = [category.code, *(str(c) for c in (category.related_codes or []))]
+        params += [index, south, north, west, east, at - span, at + span, codes]
+    sql = _BATCH_SQL.format(rows=", ".join([_BATCH_ROW] * len(reports)))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    scored: dict[int, list[tuple[float, float, int, float]]] = {}
+    for index, incident_id, lat, lng, created_at, category_id in rows:
+        r_lat, r_lng, category, at = reports[index]
+        measured = measure(
+            r_lat, r_lng, at, lat, lng, created_at, category_id == category.pk, radius, window
+        )
+        if measured is not None:
+            distance_m, _age, score = measured
+            scored.setdefault(index, []).append(
+                (score, -created_at.timestamp(), incident_id, distance_m)
+            )
+    found: list[list[CandidateRef]] = []
+    for index in range(len(reports)):
+        items = sorted(scored.get(index, []))[:limit]
+        found.append(
+            [
+                {"incident_id": incident_id, "distance_m": distance_m, "score": score}
+                for score, _created, incident_id, distance_m in items
+            ]
+        )
+    return found

@@ -10,6 +10,9 @@ kind                            streams                              payload
 ==============================  ===================================  ===========================
 ``incident.<timeline kind>``    ``incident.<id>``, ``region.<code>``  :class:`IncidentEventPayload`
                                 of its street and every ancestor
+``report.submitted``            region streams of the street and     :class:`ReportSubmittedPayload`
+                                every ancestor (the triage board)
+``report.submitted``            ``report.<id>``                      :class:`ReportReceivedPayload`
 ``report.triaged``              ``report.<id>``, region streams of    :class:`ReportTriagedPayload`
                                 the report's street
 ``report.status_changed``       ``report.<id>``                      :class:`ReportStatusPayload`
@@ -32,8 +35,10 @@ reporter.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, TypedDict
 
+from apps.incidents.duplicates import CandidateRef
 from apps.incidents.models import Incident, IncidentEvent, Report, ReportStatus
 from apps.incidents.public_status import (
     INCIDENT_TO_PUBLIC,
@@ -81,6 +86,35 @@ class IncidentEventPayload(TypedDict):
 
     incident: IncidentSummary
     entry: TimelineEntry
+
+
+class BoardReport(TypedDict):
+    """A new report as the triage board shows it."""
+
+    id: int
+    category: str  # category code
+    text: str
+    address: str
+    lat: float
+    lng: float
+    region: str  # street code
+    is_sos: bool
+    created_at: str  # ISO 8601, Asia/Shanghai
+
+
+class ReportSubmittedPayload(TypedDict):
+    """``report.submitted`` on the region streams: a new report for triage, with the open
+    incidents it may duplicate (best first)."""
+
+    report: BoardReport
+    duplicate_candidates: list[CandidateRef]
+
+
+class ReportReceivedPayload(TypedDict):
+    """``report.submitted`` on ``report.<id>``: what the citizen sees."""
+
+    report_id: int
+    public_status: str
 
 
 TriageOutcome = Literal["accepted", "rejected", "duplicate"]
@@ -182,6 +216,35 @@ def incident_merged(
     if INCIDENT_TO_PUBLIC.get(previous_status) != after:
         items += _status_items(incident.pk, after)
     events.emit_many(items)
+
+
+def reports_submitted_emit(
+    reports: Sequence[Report], candidates: Sequence[list[CandidateRef]]
+) -> None:
+    """New reports (with their duplicate candidates, in the same order): the triage
+    boards of their street and every ancestor, and each citizen's own stream. One call
+    for a whole batch (one sequence reservation, one insert)."""
+    items: list[events.Emission] = []
+    for report, found in zip(reports, candidates, strict=True):
+        board: ReportSubmittedPayload = {
+            "report": {
+                "id": report.pk,
+                "category": report.category.code,
+                "text": report.text,
+                "address": report.address,
+                "lat": report.lat,
+                "lng": report.lng,
+                "region": report.region.code,
+                "is_sos": report.is_sos,
+                "created_at": iso(report.created_at),
+            },
+            "duplicate_candidates": list(found),
+        }
+        received: ReportReceivedPayload = {"report_id": report.pk, "public_status": "received"}
+        items.append((streams.region_and_ancestors(report.region), "report.submitted", board))
+        items.append(([streams.report(report.pk)], "report.submitted", received))
+    if items:
+        events.emit_many(items)
 
 
 def report_linked(report: Report, incident: Incident, entry: IncidentEvent) -> None:

@@ -300,8 +300,8 @@ def push_message(notification: Notification) -> PushMessage:
 
 def mute_reason(notification: Notification) -> str:
     """``muted_off_duty`` when the recipient mutes while off duty and is off duty now;
-    tasks and red warnings are never muted."""
-    if notification.kind == Kind.TASK:
+    tasks, SOS alarms and red warnings are never muted."""
+    if notification.kind in (Kind.TASK, Kind.SOS):
         return ""
     if notification.kind == Kind.WARNING and notification.data.get(WARNING_LEVEL_KEY) == RED:
         return ""

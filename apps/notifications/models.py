@@ -39,6 +39,7 @@ class Kind(models.TextChoices):
     ESCALATION = "escalation", _("Escalation")
     REPORT_UPDATE = "report_update", _("Report update")
     INFO = "info", _("Information")
+    SOS = "sos", _("SOS alarm")
 
 
 class Priority(models.TextChoices):

@@ -77,8 +77,9 @@ def notify_users(
     goes to the user's phone (tasks: :func:`task_ack_window`). ``data`` values become
     strings (FCM data payload).
 
-    Muting: a user who mutes while off duty gets nothing but tasks and red warnings,
-    i.e. ``kind="task"``, or ``kind="warning"`` with ``data["level"] == "red"``.
+    Muting: a user who mutes while off duty gets nothing but tasks, SOS alarms and red
+    warnings, i.e. ``kind="task"`` or ``"sos"``, or ``kind="warning"`` with
+    ``data["level"] == "red"``.
     """
     ids = sorted({int(pk) for pk in user_ids})
     if not ids:

@@ -33,26 +33,35 @@ def command_path(region_path: str, level: str) -> str:
     return "/" + "/".join(parts[: depth + 1]) + "/"
 
 
+def region_audience_users(region_path: str, audiences: Iterable[str]) -> dict[str, list[int]]:
+    """``{audience: sorted user ids}`` of the region audiences (``REGION_AUDIENCES``) of
+    a subject filed at ``region_path``, in one query: who holds the duty at the street,
+    the new town, the new area above it. Other audiences are ignored."""
+    wanted = {str(a): REGION_AUDIENCES[str(a)] for a in audiences if str(a) in REGION_AUDIENCES}
+    found: dict[str, set[int]] = {audience: set() for audience in wanted}
+    if not wanted:
+        return {}
+    paths = {a: command_path(region_path, level) for a, (level, _r) in wanted.items()}
+    roles = {role for _level, rs in wanted.values() for role in rs}
+    rows = Membership.objects.filter(
+        is_active=True,
+        user__is_active=True,
+        region__path__in=set(paths.values()),
+        role__in=roles,
+    ).values_list("user_id", "region__path", "role")
+    for user_id, path, role in rows:
+        for audience, (_level, audience_roles) in wanted.items():
+            if paths[audience] == path and role in audience_roles:
+                found[audience].add(user_id)
+    return {audience: sorted(ids) for audience, ids in found.items()}
+
+
 def recipients_for(clock: SlaClock, audiences: Iterable[str]) -> dict[str, list[int]]:
     """``{audience: sorted user ids}`` for the clock (empty lists where nobody holds it)."""
     wanted = [str(a) for a in audiences]
     found: dict[str, set[int]] = {audience: set() for audience in wanted}
-    region_wanted = {a: REGION_AUDIENCES[a] for a in wanted if a in REGION_AUDIENCES}
-    if region_wanted:
-        paths = {
-            a: command_path(clock.region.path, level) for a, (level, _r) in region_wanted.items()
-        }
-        roles = {role for _level, rs in region_wanted.values() for role in rs}
-        rows = Membership.objects.filter(
-            is_active=True,
-            user__is_active=True,
-            region__path__in=set(paths.values()),
-            role__in=roles,
-        ).values_list("user_id", "region__path", "role")
-        for user_id, path, role in rows:
-            for audience, (_level, audience_roles) in region_wanted.items():
-                if paths[audience] == path and role in audience_roles:
-                    found[audience].add(user_id)
+    for audience, ids in region_audience_users(clock.region.path, wanted).items():
+        found[audience].update(ids)
     for audience in wanted:
         if audience in REGION_AUDIENCES:
             continue

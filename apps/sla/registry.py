@@ -123,22 +123,3 @@ def dimension_choices(name: str) -> list[tuple[str, Any]]:
         for value, label in provider():
             seen.setdefault(str(value), label)
     return list(seen.items())
-
-
-# --- Reconcilers ---------------------------------------------------------------------------------
-
-Reconciler = Callable[[], int]
-_reconcilers: dict[str, Reconciler] = {}
-
-
-def register_reconciler(name: str, reconciler: Reconciler) -> None:
-    """``reconciler()`` starts the clocks of subjects written outside the services (a raw
-    SQL fast path) and returns how many it started; the sweep task runs it every
-    ``SLA_RECONCILE_SECONDS``. It must be idempotent (starting an open clock is a no-op)
-    and start clocks at the subject's real start time, so a late reconcile never moves a
-    deadline."""
-    _reconcilers[name] = reconciler
-
-
-def reconcilers() -> dict[str, Reconciler]:
-    return dict(_reconcilers)

@@ -13,7 +13,6 @@ import logging
 
 from celery import shared_task
 
-from apps.sla.services.sweep import sla_reconcile as reconcile
 from apps.sla.services.sweep import sla_sweep as sweep
 
 logger = logging.getLogger(__name__)
@@ -21,9 +20,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task(ignore_result=True)
 def sla_sweep() -> int:
-    """Start the clocks of subjects written outside the services (every few seconds), then
-    escalate every clock that is due; returns the number of escalation rows written."""
-    reconcile()
+    """Escalate every clock that is due; returns the number of escalation rows written."""
     result = sweep()
     if result.events or result.failed:
         logger.info(

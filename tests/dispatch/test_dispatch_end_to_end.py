@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets
-from django.conf import settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.accounts.models import Device
@@ -38,58 +31,6 @@ pytestmark = [
 ]
 
 TOKEN = "fcm-token-of-the-responder"
-
-
-@pytest.fixture
-def fcm() -> Iterator[FakeFcm]:
-    with FakeFcm() as fake:
-        yield fake
-
-
-@pytest.fixture
-def env(fcm: FakeFcm, tmp_path: Path) -> dict[str, str]:
-    return {
-        "REDIS_URL": settings.TEST_REDIS_URL,
-        "CELERY_BROKER_URL": settings.TEST_REDIS_URL,
-        # a queue of this test's own: no other test's worker takes these tasks
-        "CELERY_TASK_DEFAULT_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",
-        "CHANNEL_LAYER_PREFIX": f"e2e{uuid.uuid4().hex[:8]}",
-        "NOTIFICATIONS_PUSH_BACKEND": "apps.notifications.backends.fcm.FcmPushBackend",
-        "FCM_CREDENTIALS_FILE": str(fcm.write_credentials(tmp_path / "fcm.json")),
-        "FCM_ENDPOINT_URL": fcm.url,
-        "XEMS_VAR_DIR": str(tmp_path / "var"),
-    }
-
-
-@pytest.fixture
-def worker(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    log = tmp_path / "worker.log"
-    full_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
-        "DJANGO_SETTINGS_MODULE": "xixian_ems.settings.local",
-        "DJANGO_DEBUG": "false",
-        "DATABASE_URL": servers.test_database_url(),
-        **env,
-    }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "xixian_ems", "worker", "--pool", "solo",
-             "-Q", env["CELERY_TASK_DEFAULT_QUEUE"], "--loglevel", "INFO"],
-            cwd=servers.ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while "ready." not in log.read_text(errors="replace"):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"worker did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.1)  # polling a child process start-up, not test time
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 async def listen_for_task(base: str, token: str, user_id: int, dispatch: Any) -> dict[str, Any]:
@@ -110,7 +51,7 @@ async def listen_for_task(base: str, token: str, user_id: int, dispatch: Any) ->
 
 
 def test_a_dispatch_reaches_the_responders_socket_and_phone(
-    fcm: FakeFcm, env: dict[str, str], worker: Any
+    fcm: FakeFcm, e2e_env: dict[str, str], e2e_worker: Any
 ) -> None:
     # given: a team with an on-duty responder whose phone is registered for push
     scene = Scene()
@@ -118,7 +59,7 @@ def test_a_dispatch_reaches_the_responders_socket_and_phone(
     operator_token = str(AccessToken.for_user(scene.operator))
     member_token = str(AccessToken.for_user(scene.member))
 
-    with servers.asgi_server(env) as base:
+    with servers.asgi_server(e2e_env) as base:
 
         async def dispatch() -> None:
             async with httpx.AsyncClient(base_url=base, timeout=20) as http:

@@ -15,12 +15,11 @@ from django.db import connections
 from django.urls import reverse
 
 from apps.core.models import IdempotentRequest
-from apps.incidents.intake import sql
-from apps.incidents.intake.parse import REPORTS_PATH
+from apps.incidents.intake.parse import REPORTS_PATH, SOS_PATH
 from apps.incidents.models import Category, Report
 from apps.regions import geo
 from apps.regions.services import regions_load_fixture
-from tests.factories.accounts import UserFactory
+from tests.factories.accounts import CitizenFactory, StaffUserFactory
 from tests.factories.incidents import CategoryFactory, WaterloggingCategoryFactory
 from xixian_ems.asgi import application
 
@@ -45,6 +44,7 @@ def _area(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(geo, "_index", None)
     regions_load_fixture()
     CategoryFactory(code="A01")
+    CategoryFactory(code="O99", citizen_reportable=False)  # the SOS category
     WaterloggingCategoryFactory(code="N02")
 
 
@@ -75,8 +75,9 @@ async def post(client: httpx.AsyncClient, payload: Any, **headers: str) -> httpx
 count_reports = sync_to_async(Report.objects.count)
 
 
-async def test_reports_path_is_the_view_route() -> None:
+async def test_the_fast_paths_are_the_view_routes() -> None:
     assert reverse("v1:report-submit") == REPORTS_PATH
+    assert reverse("v1:report-sos") == SOS_PATH
 
 
 async def test_a_valid_anonymous_report_is_committed_by_the_fast_path(
@@ -211,16 +212,106 @@ async def test_a_request_counted_by_the_fast_path_is_not_counted_again_by_the_vi
     assert int(refused.headers["Retry-After"]) > 0
 
 
-async def test_an_authenticated_citizen_goes_through_the_view(client: httpx.AsyncClient) -> None:
-    user = await sync_to_async(UserFactory)()
+def access_token(user: Any) -> str:
     from rest_framework_simplejwt.tokens import AccessToken
 
-    token = str(AccessToken.for_user(user))
-    response = await post(client, body(), Authorization=f"Bearer {token}")
-    assert response.status_code == 201
-    assert taken_by_fast_path() == 0
+    return str(AccessToken.for_user(user))
+
+
+async def test_a_logged_in_citizen_is_taken_by_the_fast_path_as_the_reporter(
+    client: httpx.AsyncClient,
+) -> None:
+    # given a registered citizen with a phone, who types none
+    citizen = await sync_to_async(CitizenFactory)(phone="+8613900001234")
+    key = str(uuid.uuid4())
+    headers = {"Authorization": f"Bearer {access_token(citizen)}", "Idempotency-Key": key}
+    # when
+    response = await post(client, body(), **headers)
+    again = await post(client, body(), **headers)
+    # then: the fast path took it, as the citizen, and the retry replays it
+    assert response.status_code == 201, response.text
+    assert taken_by_fast_path() == 2
     report = await sync_to_async(Report.objects.get)(pk=response.json()["id"])
-    assert report.reporter_id == user.pk
+    assert (report.reporter_id, report.phone) == (citizen.pk, "+8613900001234")
+    assert again.status_code == 201
+    assert again.json() == response.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    stored = await sync_to_async(IdempotentRequest.objects.get)()
+    assert stored.scope == f"user:{citizen.pk}"
+    assert await count_reports() == 1
+
+
+async def test_a_bad_token_on_a_report_gets_the_views_401(client: httpx.AsyncClient) -> None:
+    response = await post(client, body(), Authorization="Bearer not-a-token")
+    assert response.status_code == 401
+    assert taken_by_fast_path() == 0
+    assert await count_reports() == 0
+
+
+async def test_the_token_of_a_deactivated_account_gets_the_views_401(
+    client: httpx.AsyncClient,
+) -> None:
+    citizen = await sync_to_async(CitizenFactory)(is_active=False)
+    response = await post(client, body(), Authorization=f"Bearer {access_token(citizen)}")
+    assert response.status_code == 401
+    assert await count_reports() == 0
+
+
+async def test_an_sos_with_a_stale_token_is_taken_anonymously_and_alarms_the_duty_officers(
+    client: httpx.AsyncClient,
+) -> None:
+    # given the duty officers of the street and the new town, and one of another town
+    from apps.accounts.models import Role
+    from apps.notifications.models import Notification
+    from apps.regions.models import Region
+
+    regions = await sync_to_async(lambda: {r.code: r for r in Region.objects.all()})()
+    street_op = await sync_to_async(StaffUserFactory)(region=regions["fd-sanqiao"])
+    town_cmd = await sync_to_async(StaffUserFactory)(
+        region=regions["fengdong"], region__role=Role.COMMANDER
+    )
+    elsewhere = await sync_to_async(StaffUserFactory)(region=regions["fengxi"])
+    # when an SOS comes with an expired token
+    response = await client.post(
+        SOS_PATH,
+        json={"lat": SANQIAO[0], "lng": SANQIAO[1], "text": "被困电梯"},
+        headers={"Authorization": "Bearer expired.or.forged"},
+    )
+    # then
+    assert response.status_code == 201, response.text
+    assert taken_by_fast_path() == 1
+    answer = response.json()
+    assert answer["is_sos"] is True
+    report = await sync_to_async(Report.objects.get)(pk=answer["id"])
+    assert (report.is_sos, report.reporter_id, report.category_id is not None) == (
+        True,
+        None,
+        True,
+    )
+    alarms = await sync_to_async(list)(
+        Notification.objects.filter(kind="sos").values_list("user_id", "priority", "data")
+    )
+    assert sorted(user for user, _p, _d in alarms) == sorted([street_op.pk, town_cmd.pk])
+    assert elsewhere.pk not in {user for user, _p, _d in alarms}
+    assert {priority for _u, priority, _d in alarms} == {"high"}
+    assert all(data["report_id"] == str(report.pk) for _u, _p, data in alarms)
+
+
+async def test_a_fast_path_report_is_on_its_triage_clock_when_answered(
+    client: httpx.AsyncClient,
+) -> None:
+    from apps.sla.models import SlaClock
+    from apps.sla.services.seed import policies_load_fixture
+
+    await sync_to_async(policies_load_fixture)()
+    response = await post(client, body())
+    assert taken_by_fast_path() == 1
+    clock = await sync_to_async(SlaClock.objects.get)(
+        kind="report_triage", subject_type="report", subject_id=response.json()["id"]
+    )
+    report = await sync_to_async(Report.objects.get)(pk=response.json()["id"])
+    assert clock.status == "running"
+    assert clock.started_at == report.created_at
 
 
 async def test_concurrent_reports_are_committed_in_shared_batches(
@@ -268,12 +359,6 @@ async def test_shutdown_answers_every_waiting_report(client: httpx.AsyncClient) 
     answers = await asyncio.gather(*pending)
     assert [a.status_code for a in answers] == [201] * 10
     assert await count_reports() == 10
-
-
-def test_the_insert_names_every_report_column() -> None:
-    columns = {f.column for f in Report._meta.concrete_fields if not f.primary_key}
-    assert set(sql.REPORT_COLUMNS) == columns
-    assert sql.REPORT_ROW.count("%s") == 13
 
 
 async def test_the_board_and_the_citizen_streams_get_the_new_report_with_its_candidates(

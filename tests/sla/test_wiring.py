@@ -18,10 +18,9 @@ from apps.incidents.services import reports as report_services
 from apps.incidents.services.sla import (
     incident_supervise,
     incident_verification_confirm,
-    report_triage_clocks_reconcile,
+    report_triage_clocks_repair,
 )
 from apps.sla.models import ClockStatus, SlaClock, SlaKind
-from apps.sla.services.sweep import sla_reconcile
 from tests.factories.incidents import IncidentFactory, ReportFactory
 from tests.sla.conftest import Cast
 
@@ -299,18 +298,18 @@ def test_a_citizen_report_is_triaged_on_a_clock(cast: Cast, default_policies: An
     }
 
 
-def test_reports_written_outside_the_services_get_their_clock_from_the_reconciler(
+def test_reports_written_outside_the_services_get_their_clock_from_the_repair_tool(
     cast: Cast, default_policies: Any
 ) -> None:
-    # given reports inserted directly (as the fast intake's group commit does)
+    # given reports inserted directly, bypassing the service (a restore, a manual insert)
     with time_machine.travel(T0, tick=False):
         fresh = ReportFactory(region=cast.tree.sanqiao, category=cast.flood)
     done = ReportFactory(region=cast.tree.sanqiao, category=cast.flood, status="rejected")
 
-    # when the reconciler runs a minute later (twice)
+    # when the repair tool runs a minute later (twice)
     with time_machine.travel(T0 + timedelta(minutes=1), tick=False):
-        started = report_triage_clocks_reconcile()
-        again = report_triage_clocks_reconcile()
+        started = report_triage_clocks_repair()
+        again = report_triage_clocks_repair()
 
     # then the submitted one is timed from its arrival; the triaged one is left alone
     assert (started, again) == (1, 0)
@@ -321,13 +320,19 @@ def test_reports_written_outside_the_services_get_their_clock_from_the_reconcile
     assert not SlaClock.objects.filter(subject_id=done.pk, subject_type="report").exists()
 
 
-def test_the_sweep_task_runs_the_reconcilers_paced(cast: Cast, default_policies: Any) -> None:
-    ReportFactory(region=cast.tree.sanqiao, category=cast.flood)
+def test_the_repair_tool_finds_nothing_after_reports_taken_by_the_service(
+    cast: Cast, default_policies: Any
+) -> None:
+    # given reports through the one write path, some of them triaged at once
+    reports = [
+        report_services.report_submit(category_code=cast.flood.code, lat=34.276, lng=108.850)
+        for _ in range(3)
+    ]
+    report_services.report_reject(report_id=reports[0].pk, by=cast.street_operator, reason="重复")
 
-    assert sla_reconcile(force=True) == 1
-    ReportFactory(region=cast.tree.sanqiao, category=cast.flood)
-    assert sla_reconcile() == 0  # paced: not again within SLA_RECONCILE_SECONDS
-    assert sla_reconcile(force=True) == 1
+    # when / then: nothing to repair
+    assert report_triage_clocks_repair() == 0
+    assert SlaClock.objects.filter(kind=SlaKind.REPORT_TRIAGE).count() == 3
 
 
 # --- The citizen's say in verification ---------------------------------------------------------

@@ -417,8 +417,6 @@ SLA_SWEEP_QUEUE = env.str("SLA_SWEEP_QUEUE", default="celery")
 SLA_SWEEP_BATCH_SIZE = env.int("SLA_SWEEP_BATCH_SIZE", default=200)
 SLA_SWEEP_TIME_BUDGET_SECONDS = env.float("SLA_SWEEP_TIME_BUDGET_SECONDS", default=10.0)
 SLA_POLICY_CACHE_SECONDS = env.int("SLA_POLICY_CACHE_SECONDS", default=60)
-# Clocks of subjects written by raw SQL (the fast intake path) are started this often.
-SLA_RECONCILE_SECONDS = env.float("SLA_RECONCILE_SECONDS", default=5.0)
 CELERY_BEAT_SCHEDULE["sla-sweep"] = {
     "task": "apps.sla.tasks.sla_sweep",
     "schedule": SLA_SWEEP_INTERVAL_SECONDS,

@@ -8,9 +8,12 @@ gets the first answer back and creates nothing new.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -29,8 +32,16 @@ from rest_framework.views import APIView
 
 from apps.core.api.schema import error_response
 from apps.core.authentication import LenientJWTAuthentication
-from apps.core.errors import ApplicationError
-from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from apps.core.errors import ApplicationError, ErrorCode
+from apps.core.idempotency import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    Claim,
+    Replay,
+    claim_from,
+    claims_replay,
+    idempotent,
+    replay_response,
+)
 from apps.core.pagination import CursorPagination
 from apps.incidents.models import Attachment, IncidentEvent, PublicStatus, Report
 from apps.incidents.public_status import public_status_for
@@ -217,6 +228,34 @@ class ReportStaffOutput(ReportCitizenOutput):
     attachments = ReportStaffAttachmentOutput(many=True)  # type: ignore[assignment]
 
 
+def report_created_body(report: Report, tracking_url: str) -> dict[str, Any]:
+    """The 201 answer to a new report (the shape :class:`ReportCreatedOutput` documents),
+    built without a serializer: the fast intake path answers hundreds a second with it,
+    and the view answers with the same function, so the two cannot drift."""
+    region = report.region
+    return {
+        "id": report.pk,
+        "token": report.token,
+        "status": str(report.status),
+        "public_status": str(PublicStatus.RECEIVED),
+        "is_sos": report.is_sos,
+        "region": {"code": region.code, "name_zh": region.name_zh, "name_en": region.name_en},
+        "created_at": drf_datetime(report.created_at),
+        "tracking_url": tracking_url,
+    }
+
+
+def drf_datetime(value: datetime) -> str:
+    """A datetime as DRF's ``DateTimeField`` renders it (local time, ``Z`` for UTC)."""
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def tracking_url(request: Request, token: str) -> str:
+    return request.build_absolute_uri(reverse("v1:report-track", kwargs={"token": token}))
+
+
+# The schema of the 201 answer; the body itself is built by report_created_body.
 class ReportCreatedOutput(serializers.Serializer):
     id = serializers.IntegerField()
     token = serializers.CharField(
@@ -347,27 +386,31 @@ class ReportSubmitApi(APIView):
         },
         responses={201: ReportCreatedOutput, **SUBMIT_ERRORS},
     )
-    @idempotent
     def post(self, request: Request) -> Response:
-        data = ReportSubmitInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
-        report = services.report_submit(
-            category_code=values["category"],
-            lat=values["lat"],
-            lng=values["lng"],
-            text=values["text"],
-            phone=values["phone"],
-            address=values["address"],
-            extra=values["extra"],
-            photos=photos_from(request),
-            reporter=request.user,
-            channel=Report.Channel.APP,
-            client_ip=client_ip(request),
-            device_id=device_id_from(request),
-        )
-        output = ReportCreatedOutput(report, context={"request": request})
-        return Response(output.data, status=status.HTTP_201_CREATED)
+        claim = claim_from(request)
+
+        def submit(answer: services.AnswerFor) -> services.Submitted:
+            data = ReportSubmitInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            values = data.validated_data
+            return services.report_take(
+                category_code=values["category"],
+                lat=values["lat"],
+                lng=values["lng"],
+                text=values["text"],
+                phone=values["phone"],
+                address=values["address"],
+                extra=values["extra"],
+                photos=photos_from(request),
+                reporter=request.user,
+                channel=Report.Channel.APP,
+                client_ip=client_ip(request),
+                device_id=device_id_from(request),
+                claim=claim,
+                answer=answer,
+            )
+
+        return _created(request, claim, submit)
 
 
 class ReportSosApi(APIView):
@@ -392,22 +435,54 @@ class ReportSosApi(APIView):
             ),
         },
     )
-    @idempotent
     def post(self, request: Request) -> Response:
-        data = ReportSosInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
-        report = services.report_submit_sos(
-            lat=values["lat"],
-            lng=values["lng"],
-            text=values["text"],
-            phone=values["phone"],
-            reporter=request.user,
-            client_ip=client_ip(request),
-            device_id=device_id_from(request),
-        )
-        output = ReportCreatedOutput(report, context={"request": request})
-        return Response(output.data, status=status.HTTP_201_CREATED)
+        claim = claim_from(request)
+
+        def submit(answer: services.AnswerFor) -> services.Submitted:
+            data = ReportSosInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            values = data.validated_data
+            return services.report_take(
+                is_sos=True,
+                lat=values["lat"],
+                lng=values["lng"],
+                text=values["text"],
+                phone=values["phone"],
+                reporter=request.user,
+                client_ip=client_ip(request),
+                device_id=device_id_from(request),
+                claim=claim,
+                answer=answer,
+            )
+
+        return _created(request, claim, submit)
+
+
+def _created(
+    request: Request,
+    claim: Claim | None,
+    submit: Callable[[services.AnswerFor], services.Submitted],
+) -> Response:
+    """Run ``submit`` (input check + a report service) and answer: 201 with the new
+    report, or the stored answer of a retry (``Idempotent-Replayed: true``). A retry of
+    a request answered before gets that answer even if its input would be refused now
+    (its category was retired since, say)."""
+
+    def answer(report: Report, draft: services.ReportDraft) -> dict[str, Any]:
+        return report_created_body(report, tracking_url(request, report.token))
+
+    try:
+        outcome = submit(answer)
+    except (serializers.ValidationError, ApplicationError):
+        earlier = claims_replay([claim]).get(claim.ident) if claim is not None else None
+        if isinstance(earlier, Replay):
+            return replay_response(earlier)
+        raise
+    if outcome.replay is not None:
+        return replay_response(outcome.replay)
+    if outcome.report is None:  # report_submit raises every refusal; never reached
+        raise ApplicationError(ErrorCode.INVALID, status=400)
+    return Response(answer(outcome.report, outcome.draft), status=status.HTTP_201_CREATED)
 
 
 # --- The reporter's reads ----------------------------------------------------------------

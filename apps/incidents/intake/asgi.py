@@ -1,7 +1,9 @@
 """The ASGI layer of the fast intake path (package docstring: what and why).
 
 :class:`IntakeFastPath` wraps the project's HTTP application. It takes only
-``POST /api/v1/reports/`` with a JSON body and no credentials; every other request, and
+``POST /api/v1/reports/`` and ``POST /api/v1/reports/sos/`` with a JSON body, anonymous
+or with a bearer token (a logged-in citizen; on SOS a stale token makes the request
+anonymous, as ``LenientJWTAuthentication`` does in the view); every other request, and
 every report it does not answer itself, goes to the wrapped application unchanged (the
 body it read is replayed). It also answers the ASGI ``lifespan`` protocol, which Django
 does not speak, so the writer's queue is drained when the server shuts down.
@@ -27,8 +29,9 @@ from django.urls import reverse
 from django.utils import translation
 
 from apps.core import ratelimit
+from apps.core.idempotency import ANONYMOUS_SCOPE
 from apps.incidents import catalogue as catalogue_module
-from apps.incidents.intake.parse import REPORTS_PATH, parse_body, submission_from
+from apps.incidents.intake.parse import PATHS, SOS_PATH, parse_body, submission_from
 from apps.incidents.intake.writer import GroupCommitter, Outcome
 from apps.incidents.throttles import (
     INTAKE_COUNTED_SCOPE_KEY,
@@ -36,6 +39,7 @@ from apps.incidents.throttles import (
     device_id_from,
     phone_ident,
     report_limits,
+    sos_limits,
 )
 from apps.regions import geo
 
@@ -45,8 +49,6 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-# OPTIONS that configure Django's backend, not libpq.
-_DJANGO_ONLY_OPTIONS = {"pool", "isolation_level", "server_side_binding", "assume_role"}
 _JSON_TYPES = {"application/json"}
 _TOKEN_SLOT = "--token--"  # noqa: S105 (a placeholder in a URL, not a secret)
 _ACCEPTED = {"*/*", "application/json", "application/*"}
@@ -58,24 +60,33 @@ def enabled() -> bool:
     )
 
 
-def conninfo() -> str:
-    """libpq connection string of the default database (the test database under tests)."""
-    from psycopg.conninfo import make_conninfo
+class _Unauthenticated(Exception):
+    """A token the view would refuse with 401: let it."""
 
-    params = connections["default"].settings_dict
-    options = {
-        k: v for k, v in (params.get("OPTIONS") or {}).items() if k not in _DJANGO_ONLY_OPTIONS
-    }
-    values = {
-        "dbname": params.get("NAME"),
-        "user": params.get("USER"),
-        "password": params.get("PASSWORD"),
-        "host": params.get("HOST"),
-        "port": str(params.get("PORT") or ""),
-        "application_name": "xems-intake",
-        **options,
-    }
-    return make_conninfo(**{k: v for k, v in values.items() if v not in (None, "")})
+
+def bearer_user_id(scope: Scope, *, lenient: bool) -> int | None:
+    """The user id of a valid bearer token in ``Authorization`` (signature, expiry and
+    type, as ``JWTAuthentication`` checks them; that the account is active is checked
+    with the insert). No header: ``None``. A bad token: ``None`` when ``lenient`` (SOS),
+    else :class:`_Unauthenticated`."""
+    from rest_framework_simplejwt.authentication import JWTAuthentication
+    from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+    from rest_framework_simplejwt.settings import api_settings
+
+    raw = next((v for n, v in scope["headers"] if n == b"authorization"), None)
+    if raw is None:
+        return None
+    auth = JWTAuthentication()
+    try:
+        token = auth.get_raw_token(raw)
+        if token is None:
+            raise InvalidToken("not a bearer token")
+        user_id = auth.get_validated_token(token)[api_settings.USER_ID_CLAIM]
+        return int(user_id)
+    except (InvalidToken, TokenError, KeyError, TypeError, ValueError):
+        if lenient:
+            return None
+        raise _Unauthenticated from None
 
 
 def _decode(raw: bytes | None) -> str | None:
@@ -130,14 +141,12 @@ class IntakeFastPath:
 
     @staticmethod
     def _candidate(scope: Scope) -> bool:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != REPORTS_PATH:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in PATHS:
             return False
         if scope.get("query_string"):
             return False  # ?format= and friends: DRF's content negotiation
         session_cookie = settings.SESSION_COOKIE_NAME.encode() + b"="
         for name, value in scope["headers"]:
-            if name == b"authorization":
-                return False  # a registered citizen: the view resolves the user
             if name == b"cookie" and session_cookie in value:
                 return False
             if name == b"content-type" and _media_type(value) not in _JSON_TYPES:
@@ -164,16 +173,29 @@ class IntakeFastPath:
         data = parse_body(body)
         if data is None:
             return None, False
+        path = scope["path"]
+        sos = path == SOS_PATH
+        try:
+            reporter_id = bearer_user_id(scope, lenient=sos)
+        except _Unauthenticated:
+            return None, False  # the view answers 401
         ident = client_ident(request)
         device_id = device_id_from(request)
-        limits = report_limits(ip=ident, device_id=device_id, phone=phone_ident(data.get("phone")))
+        if sos:
+            limits = sos_limits(ip=ident, device_id=device_id)
+        else:
+            phone = phone_ident(data.get("phone"))
+            limits = report_limits(ip=ident, device_id=device_id, phone=phone)
         catalogue, index, verdict = await self._limits_and_indexes(limits)
         if not verdict.allowed:
             return None, False  # the view refuses it too (consuming nothing) with a 429
         submission = submission_from(
             data,
+            path=path,
             body=body,
             key_header=request.headers.get("Idempotency-Key"),
+            scope=ANONYMOUS_SCOPE if reporter_id is None else f"user:{reporter_id}",
+            reporter_id=reporter_id,
             catalogue=catalogue,
             index=index,
             client_ip=_ip_or_none(ident),
@@ -182,7 +204,7 @@ class IntakeFastPath:
         if submission is None:
             return None, True
         head, tail = tracking_url.rsplit(_TOKEN_SLOT, 1)
-        submission.tracking_url = head + submission.token + tail
+        submission.tracking_url = head + submission.draft.token + tail
         scope["xems.language"] = translation.get_language_from_request(request)
         scope["xems.secure"] = request.is_secure()
         leave()
@@ -227,7 +249,6 @@ class IntakeFastPath:
         loop = asyncio.get_running_loop()
         if self.committer is None or self._loop is not loop:
             self.committer = GroupCommitter(
-                conninfo(),
                 max_batch=settings.INCIDENTS_INTAKE_BATCH_MAX,
                 max_wait_s=settings.INCIDENTS_INTAKE_BATCH_WAIT_MS / 1000,
                 max_queue=settings.INCIDENTS_INTAKE_QUEUE_MAX,

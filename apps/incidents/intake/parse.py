@@ -1,66 +1,48 @@
-"""Parse and check one report the way ``ReportSubmitApi`` and ``report_submit`` do.
+"""Parse one report request the way the views' serializers read it, into a draft.
 
-:func:`submission_from` returns a :class:`Submission` ready to insert, or ``None`` when
-the request is not one the fast path takes or fails any check: the caller then hands it
-to Django, which renders the canonical answer (field errors, translated messages). So
-this module only has to be *at least as strict* as the view, never more lenient; the
-tests run every refusal of the view's test suite through both paths.
-
-Reused, not copied: the category catalogue, the category field rules
-(``category_fields_validate``), point → street (``locate_point`` on the street index),
-phone normalisation and the report token.
+:func:`submission_from` returns a :class:`Submission` (a checked
+:class:`~apps.incidents.services.reports.ReportDraft` and what its answer needs), or
+``None`` when the request is not one the fast path takes or fails any check: the caller
+then hands it to Django, which renders the canonical answer (field errors, translated
+messages). This module only reads JSON as DRF would (types, trimming, lengths, NUL and
+surrogates) and must be *at least as strict* as the serializers, never more lenient; the
+rules themselves (category, point → street, category fields, phone) are
+``report_draft``'s, the same function the views reach through ``report_take``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
 
-from apps.accounts.phones import PhoneNumberError, phone_normalise
 from apps.core.errors import ApplicationError
+from apps.core.idempotency import Claim, fingerprint, key_parse
 from apps.incidents.api.reports import CATEGORY_MAX_LENGTH, PHONE_MAX_LENGTH, PHOTO_FIELDS
 from apps.incidents.catalogue import Catalogue
-from apps.incidents.models import Category
 from apps.incidents.services.reports import (
     ADDRESS_MAX_LENGTH,
     TEXT_MAX_LENGTH,
-    report_token_new,
+    ReportDraft,
+    report_draft,
+    sos_category_code,
 )
-from apps.incidents.taxonomy import category_fields_validate
 from apps.regions.geo import StreetIndex
-from apps.regions.models import Region
-from apps.regions.selectors import locate_point
 
-REPORTS_PATH = "/api/v1/reports/"  # reverse("v1:report-submit"); a test keeps them equal
+# reverse("v1:report-submit") and reverse("v1:report-sos"); a test keeps them equal.
+REPORTS_PATH = "/api/v1/reports/"
+SOS_PATH = "/api/v1/reports/sos/"
+PATHS = (REPORTS_PATH, SOS_PATH)
 
 
 @dataclass
 class Submission:
-    """A checked report: the row to insert and what its answer needs."""
+    """A checked report and the tracking URL its answer carries."""
 
-    key: uuid.UUID | None  # Idempotency-Key
-    fingerprint: str  # as apps.core.idempotency fingerprints the request
-    category: Category
-    lat: float
-    lng: float
-    text: str
-    phone: str
-    address: str
-    extra: dict[str, Any]
-    street: Region
-    ancestors: tuple[Region, ...]
-    client_ip: str | None
-    device_id: str
-    token: str = field(default_factory=report_token_new)
-    created_at: datetime = field(default_factory=timezone.now)
+    draft: ReportDraft
     tracking_url: str = ""
 
 
@@ -101,34 +83,13 @@ def _number(data: dict[str, Any], name: str) -> float:
     return number
 
 
-def fingerprint(method: str, path: str, body: bytes) -> str:
-    """``apps.core.idempotency._request_fingerprint`` of a JSON request."""
-    digest = hashlib.sha256()
-    digest.update(method.encode())
-    digest.update(b"\0")
-    digest.update(path.encode())
-    digest.update(b"\0")
-    digest.update(body)
-    return digest.hexdigest()
-
-
-def idempotency_key(raw: str | None) -> uuid.UUID | None:
-    """The key, ``None`` without one; :class:`_Refused` if malformed (Django says 400)."""
-    if raw is None:
-        return None
-    try:
-        return uuid.UUID(raw.strip())
-    except ValueError:
-        raise _Refused("Idempotency-Key") from None
-
-
 def parse_body(body: bytes) -> dict[str, Any] | None:
     """The JSON object of a body as DRF's strict parser reads it, or ``None``."""
     if len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         return None
     try:
         data = json.loads(body.decode("utf-8"), parse_constant=_json_constant)
-    except (_Refused, ValueError, UnicodeDecodeError):
+    except (_Refused, ValueError, UnicodeDecodeError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -136,61 +97,99 @@ def parse_body(body: bytes) -> dict[str, Any] | None:
 def submission_from(
     data: dict[str, Any],
     *,
+    path: str,
     body: bytes,
     key_header: str | None,
+    scope: str,
+    reporter_id: int | None,
     catalogue: Catalogue,
     index: StreetIndex,
     client_ip: str | None,
     device_id: str,
 ) -> Submission | None:
-    """The checked report of a parsed JSON body, or ``None`` (hand it to Django)."""
+    """The checked report of a parsed JSON body sent to ``path`` (a report or an SOS),
+    or ``None`` (hand it to Django). ``scope`` is the idempotency sender scope."""
     try:
-        return _submission(data, body, key_header, catalogue, index, client_ip, device_id)
-    except (_Refused, ApplicationError, PhoneNumberError, ValueError):
+        key = key_parse(key_header) if key_header is not None else None
+        claim = (
+            Claim(
+                scope=scope,
+                key=key,
+                method="POST",
+                path=path,
+                fingerprint=fingerprint("POST", path, body),
+            )
+            if key is not None
+            else None
+        )
+        if path == SOS_PATH:
+            draft = _sos(data, claim, reporter_id, catalogue, index, client_ip, device_id)
+        else:
+            draft = _report(data, claim, reporter_id, catalogue, index, client_ip, device_id)
+    except (_Refused, ApplicationError, ValueError):
         return None
+    return Submission(draft=draft)
 
 
-def _submission(
+def _report(
     data: dict[str, Any],
-    body: bytes,
-    key_header: str | None,
+    claim: Claim | None,
+    reporter_id: int | None,
     catalogue: Catalogue,
     index: StreetIndex,
     client_ip: str | None,
     device_id: str,
-) -> Submission:
-    key = idempotency_key(key_header)
+) -> ReportDraft:
     if any(name in data for name in PHOTO_FIELDS):
         raise _Refused("photos")  # photos in JSON: the view explains multipart
     code = _text(data, "category", CATEGORY_MAX_LENGTH, required=True)
     lat, lng = _number(data, "lat"), _number(data, "lng")
     text = _text(data, "text", TEXT_MAX_LENGTH)
-    raw_phone = _text(data, "phone", PHONE_MAX_LENGTH)
+    phone = _text(data, "phone", PHONE_MAX_LENGTH)
     address = _text(data, "address", ADDRESS_MAX_LENGTH)
     extra = data.get("extra", {})
     if extra is None:
         extra = {}
     if not isinstance(extra, dict):
         raise _Refused("extra")
-
-    category = catalogue.citizen_category(code)
-    if category is None:
-        raise _Refused("category")
-    location = locate_point(lat, lng, index=index)  # ApplicationError outside the area
-    fields = category_fields_validate(category, extra)  # ApplicationError if invalid
-    phone = phone_normalise(raw_phone) if raw_phone else ""
-    return Submission(
-        key=key,
-        fingerprint=fingerprint("POST", REPORTS_PATH, body),
-        category=category,
+    return report_draft(
+        category_code=code,
         lat=lat,
         lng=lng,
         text=text,
         phone=phone,
         address=address,
-        extra=fields,
-        street=location.street,
-        ancestors=location.ancestors,
+        extra=extra,
+        reporter=reporter_id,
         client_ip=client_ip,
         device_id=device_id,
+        claim=claim,
+        catalogue=catalogue,
+        index=index,
+    )
+
+
+def _sos(
+    data: dict[str, Any],
+    claim: Claim | None,
+    reporter_id: int | None,
+    catalogue: Catalogue,
+    index: StreetIndex,
+    client_ip: str | None,
+    device_id: str,
+) -> ReportDraft:
+    lat, lng = _number(data, "lat"), _number(data, "lng")
+    return report_draft(
+        category_code=sos_category_code(),
+        lat=lat,
+        lng=lng,
+        text=_text(data, "text", TEXT_MAX_LENGTH),
+        phone=_text(data, "phone", PHONE_MAX_LENGTH),
+        is_sos=True,
+        reporter=reporter_id,
+        client_ip=client_ip,
+        device_id=device_id,
+        claim=claim,
+        catalogue=catalogue,
+        index=index,
     )

@@ -355,14 +355,18 @@ def attachments_create(
     report: Report | None = None,
     incident: Incident | None = None,
     uploaded_by: Any = None,
+    uploaded_by_id: int | None = None,
 ) -> list[Attachment]:
-    """Insert the rows for already-written files. Call inside the owner's transaction."""
+    """Insert the rows for already-written files. Call inside the owner's transaction.
+    The uploader is ``uploaded_by`` (a user, anonymous ignored) or ``uploaded_by_id``."""
     uploader = uploaded_by if getattr(uploaded_by, "is_authenticated", False) else None
+    if uploader is not None:
+        uploaded_by_id = uploader.pk
     rows = [
         Attachment(
             report=report,
             incident=incident,
-            uploaded_by=uploader,
+            uploaded_by_id=uploaded_by_id,
             file=item.file_name,
             thumbnail=item.thumbnail_name,
             content_type=item.photo.content_type,

@@ -22,23 +22,26 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.phones import PhoneNumberError, phone_normalise
 from apps.core.errors import ApplicationError, ErrorCode
+from apps.core.idempotency import Claim, Replay, claims_answer, claims_replay, claims_take
 from apps.core.scoping import scope_for
 from apps.core.transactions import on_commit
-from apps.incidents import locks
-from apps.incidents.catalogue import catalogue
+from apps.incidents import duplicates, locks
+from apps.incidents.catalogue import Catalogue
+from apps.incidents.catalogue import catalogue as catalogue_current
 from apps.incidents.errors import IncidentErrorCode
-from apps.incidents.intake.events import report_submitted_emit
 from apps.incidents.models import (
     OPEN_STATUSES,
     Category,
@@ -53,9 +56,11 @@ from apps.incidents.realtime import (
     report_rated,
     report_rejected,
     report_reopen_requested,
+    reports_submitted_emit,
 )
 from apps.incidents.services import sla as sla_hooks
 from apps.incidents.services.attachments import (
+    StoredPhoto,
     attachments_create,
     photo_files_delete,
     photo_files_write,
@@ -64,9 +69,15 @@ from apps.incidents.services.attachments import (
 from apps.incidents.services.incidents import incident_create
 from apps.incidents.taxonomy import category_fields_validate, severity_suggestion
 from apps.incidents.timeline import timeline_append
+from apps.notifications.models import Kind as NotificationKind
+from apps.notifications.models import Priority
+from apps.notifications.services import notify_users
 from apps.regions.errors import RegionErrorCode
+from apps.regions.geo import StreetIndex
 from apps.regions.models import Region
-from apps.regions.selectors import locate_street
+from apps.regions.selectors import locate_point
+from apps.sla.models import Audience
+from apps.sla.recipients import region_audience_users
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +87,7 @@ REASON_MAX_LENGTH = 1000
 DEFAULT_SOS_CATEGORY_CODE = "O99"
 DEFAULT_REOPEN_WINDOW_DAYS = 7
 EMERGENCY_NUMBERS = ("110", "119", "120")
+DUPLICATE_LIMIT = 5  # candidates on the board's "new report" event
 
 MESSAGES: dict[str, Any] = {
     IncidentErrorCode.CATEGORY_UNKNOWN: _("Unknown category."),
@@ -123,9 +135,9 @@ def report_token_new() -> str:
 # --- Intake ------------------------------------------------------------------------------
 
 
-def _category_for_citizen(code: Any, *, sos: bool) -> Category:
+def _category_for_citizen(code: Any, *, sos: bool, catalogue: Catalogue | None = None) -> Category:
     # The in-process catalogue: no query per report (apps.incidents.catalogue).
-    category = catalogue().citizen_category(code, sos=sos)
+    category = (catalogue or catalogue_current()).citizen_category(code, sos=sos)
     if category is None:
         raise _field_error(
             "category",
@@ -153,15 +165,318 @@ def _text_checked(field: str, value: str, limit: int) -> str:
     return text
 
 
-def _street_for(lat: Any, lng: Any, *, sos: bool) -> Region:
+def _street_for(lat: Any, lng: Any, *, sos: bool, index: StreetIndex | None = None) -> Region:
     try:
-        return locate_street(lat, lng)
+        return locate_point(lat, lng, index=index).street
     except ApplicationError as exc:
         if sos and exc.code == RegionErrorCode.POINT_OUTSIDE_AREA:
             # The app shows these instead of a dead end: outside the new area the
             # national emergency numbers still answer.
             exc.extra = {**exc.extra, "emergency_numbers": list(EMERGENCY_NUMBERS)}
         raise
+
+
+@dataclass
+class ReportDraft:
+    """A checked citizen report, ready to insert (:func:`report_draft` builds it).
+
+    Everything that can be refused has been by the time a draft exists; what is left for
+    :func:`reports_submit_many` is the transaction. ``claim`` carries the request's
+    ``Idempotency-Key``; ``photos`` the files already written to storage.
+    """
+
+    category: Category
+    street: Region
+    lat: float
+    lng: float
+    text: str = ""
+    phone: str = ""
+    address: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    is_sos: bool = False
+    channel: str = Report.Channel.APP
+    reporter_id: int | None = None
+    client_ip: str | None = None
+    device_id: str = ""
+    claim: Claim | None = None
+    photos: Sequence[StoredPhoto] = ()
+    token: str = field(default_factory=report_token_new)
+    created_at: datetime = field(default_factory=timezone.now)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What became of one draft: a new ``report``, the ``replay`` of the request that
+    already ran under its key, or the ``error`` that refused it (nothing was written)."""
+
+    draft: ReportDraft
+    report: Report | None = None
+    replay: Replay | None = None
+    error: ApplicationError | None = None
+
+
+AnswerFor = Callable[[Report, ReportDraft], dict[str, Any]]
+
+
+def report_draft(
+    *,
+    category_code: Any,
+    lat: Any,
+    lng: Any,
+    text: str = "",
+    phone: str = "",
+    address: str = "",
+    extra: Mapping[str, Any] | None = None,
+    is_sos: bool = False,
+    channel: str = Report.Channel.APP,
+    reporter: Any = None,
+    client_ip: str | None = None,
+    device_id: str = "",
+    claim: Claim | None = None,
+    catalogue: Catalogue | None = None,
+    index: StreetIndex | None = None,
+) -> ReportDraft:
+    """Check a citizen report (no query once the catalogue and street index are warm).
+
+    Refusals (nothing is written): unknown/inactive/non-reportable category → 400
+    ``category_unknown`` (field ``category``); bad coordinates → 400 ``invalid`` (fields
+    ``lat``/``lng``); outside the new area → 422 ``point_outside_area`` (an SOS also gets
+    ``extra.emergency_numbers``); category fields → 400 ``category_field_invalid``; phone
+    → 400 ``invalid`` (field ``phone``). ``reporter`` is the logged-in citizen (a user or
+    a user id); the one-query check that it is an active account, and the call-back phone
+    of a registered citizen who typed none, come with the insert.
+    """
+    category = _category_for_citizen(category_code, sos=is_sos, catalogue=catalogue)
+    street = _street_for(lat, lng, sos=is_sos, index=index)
+    fields = {} if is_sos and not extra else category_fields_validate(category, extra)
+    contact = _phone_or_blank(phone)
+    reporter_id = _reporter_id(reporter)
+    if not contact and reporter_id is not None and getattr(reporter, "phone", ""):
+        contact = reporter.phone  # a registered citizen can be called back without retyping
+    if channel not in Report.Channel.values:
+        raise _field_error("channel", "invalid_choice", _("Unknown channel."))
+    return ReportDraft(
+        category=category,
+        street=street,
+        lat=float(lat),
+        lng=float(lng),
+        text=_text_checked("text", text, TEXT_MAX_LENGTH),
+        phone=contact,
+        address=_text_checked("address", address, ADDRESS_MAX_LENGTH),
+        extra=fields,
+        is_sos=is_sos,
+        channel=channel,
+        reporter_id=reporter_id,
+        client_ip=client_ip or None,
+        device_id=(device_id or "")[:64],
+        claim=claim,
+    )
+
+
+def _reporter_id(reporter: Any) -> int | None:
+    if reporter is None:
+        return None
+    if isinstance(reporter, int):
+        return reporter
+    return int(reporter.pk) if getattr(reporter, "is_authenticated", False) else None
+
+
+@transaction.atomic
+def reports_submit_many(
+    drafts: Sequence[ReportDraft], *, answer: AnswerFor | None = None
+) -> list[Submitted]:
+    """Take in checked reports in ONE transaction: the one write path of citizen reports.
+
+    The Django views (one report each, with or without photos), the fast intake path
+    (a batch from its group-commit writer) and SOS all call this, so a report never
+    exists without what belongs to it. In order:
+
+    1. the idempotency keys of the drafts that carry one: a key used before gets its
+       stored answer (or its refusal) and writes nothing;
+    2. the reporters: a logged-in citizen's account must be active (else that draft is
+       refused with 401 ``not_authenticated``), and their phone is the call-back number
+       when they typed none;
+    3. the reports, one INSERT;
+    4. the photo rows of drafts that have photos;
+    5. each report's triage clock (``report_triage``), one INSERT: a report is never on
+       the board without its clock;
+    6. duplicate candidates (one query for the batch on PostgreSQL);
+    7. the answers stored on the keys (``answer(report, draft)``: the 201 body);
+    8. an SOS alarm pushed to the duty officers of the street and the new town (outbox
+       rows; delivery is enqueued after commit);
+    9. the events of the operator boards and the citizens' report streams, last (their
+       sequence counters stay locked until COMMIT; holding them briefly keeps the new
+       area's shared stream moving).
+
+    Returns one :class:`Submitted` per draft, in order. Publishing the events and
+    delivering the pushes happen after COMMIT.
+    """
+    if any(d.claim is not None for d in drafts) and answer is None:
+        raise ValueError("drafts with an Idempotency-Key need an answer to store")
+    outcomes: dict[int, Submitted] = {}
+    # 1. Keys.
+    claims = [d.claim for d in drafts if d.claim is not None]
+    taken = claims_take(claims)
+    live: list[ReportDraft] = []
+    key_ids: dict[int, int] = {}  # id(draft) → key row
+    seen: set[Any] = set()
+    waiting: list[ReportDraft] = []
+    for draft in drafts:
+        if draft.claim is None:
+            live.append(draft)
+            continue
+        ident = draft.claim.ident
+        if ident in taken and ident not in seen:
+            seen.add(ident)
+            key_ids[id(draft)] = taken[ident]
+            live.append(draft)
+        else:
+            waiting.append(draft)  # one key twice, or a retry: answered from the key row
+    # 2. Reporters.
+    live = _with_reporters(live, outcomes)
+    # 3-5. Reports, photos, clocks.
+    reports = _reports_insert(live)
+    for draft, report in zip(live, reports, strict=True):
+        if draft.photos:
+            attachments_create(stored=draft.photos, report=report, uploaded_by_id=draft.reporter_id)
+    sla_hooks.on_reports_submitted(reports)
+    # 6. Duplicate candidates.
+    candidates = duplicates.duplicate_candidates_many(
+        [(r.lat, r.lng, r.category, r.created_at) for r in reports], limit=DUPLICATE_LIMIT
+    )
+    # 7. Stored answers.
+    if answer is not None:
+        claims_answer(
+            [
+                (key_ids[id(draft)], 201, answer(report, draft))
+                for draft, report in zip(live, reports, strict=True)
+                if id(draft) in key_ids
+            ]
+        )
+    for draft, report in zip(live, reports, strict=True):
+        outcomes[id(draft)] = Submitted(draft=draft, report=report)
+    # Retries and repeated keys see the answers stored above or earlier.
+    replays = claims_replay([d.claim for d in waiting if d.claim is not None])
+    for draft in waiting:
+        found = replays[draft.claim.ident] if draft.claim is not None else None
+        if isinstance(found, ApplicationError):
+            outcomes[id(draft)] = Submitted(draft=draft, error=found)
+        else:
+            outcomes[id(draft)] = Submitted(draft=draft, replay=found)
+    # 8. SOS alarms; 9. events, last.
+    sos = [report for report in reports if report.is_sos]
+    if sos:
+        sos_alert(sos)
+    reports_submitted_emit(reports, candidates)
+    if reports:
+        ids, sos_ids = [r.pk for r in reports], [r.pk for r in sos]
+        on_commit(lambda: _after_submit(ids, sos_ids))
+    return [outcomes[id(draft)] for draft in drafts]
+
+
+def _with_reporters(drafts: list[ReportDraft], outcomes: dict[int, Submitted]) -> list[ReportDraft]:
+    """Drafts whose reporter is an active account (phone filled in when typed none);
+    the others are refused into ``outcomes``."""
+    wanted = {d.reporter_id for d in drafts if d.reporter_id is not None}
+    if not wanted:
+        return drafts
+    phones = dict(
+        get_user_model().objects.filter(pk__in=wanted, is_active=True).values_list("pk", "phone")
+    )
+    kept = []
+    for draft in drafts:
+        if draft.reporter_id is None:
+            kept.append(draft)
+        elif draft.reporter_id not in phones:
+            outcomes[id(draft)] = Submitted(
+                draft=draft, error=ApplicationError(ErrorCode.NOT_AUTHENTICATED, status=401)
+            )
+        else:
+            if not draft.phone and phones[draft.reporter_id]:
+                draft.phone = phones[draft.reporter_id]
+            kept.append(draft)
+    return kept
+
+
+def _reports_insert(drafts: Sequence[ReportDraft]) -> list[Report]:
+    rows = [
+        Report(
+            token=d.token,
+            reporter_id=d.reporter_id,
+            phone=d.phone,
+            channel=d.channel,
+            category=d.category,
+            text=d.text,
+            lat=d.lat,
+            lng=d.lng,
+            address=d.address,
+            region=d.street,
+            extra=d.extra,
+            is_sos=d.is_sos,
+            client_ip=d.client_ip,
+            device_id=d.device_id,
+            created_at=d.created_at,
+            updated_at=d.created_at,
+        )
+        for d in drafts
+    ]
+    return Report.objects.bulk_create(rows) if rows else []
+
+
+def report_take(
+    *,
+    category_code: str | None = None,
+    lat: float,
+    lng: float,
+    text: str = "",
+    phone: str = "",
+    photos: Sequence[Any] = (),
+    extra: Mapping[str, Any] | None = None,
+    reporter: Any = None,
+    channel: str = Report.Channel.APP,
+    is_sos: bool = False,
+    address: str = "",
+    client_ip: str | None = None,
+    device_id: str = "",
+    claim: Claim | None = None,
+    answer: AnswerFor | None = None,
+) -> Submitted:
+    """Take in one citizen report with its photos; committed when this returns.
+
+    :func:`report_draft` checks it (its refusals are raised); the photos are decoded,
+    sanitised and written to storage *before* the transaction (seconds of CPU and I/O
+    must not hold row locks), then :func:`reports_submit_many` writes it with everything
+    that belongs to it; if that fails, the files are deleted. A refusal inside the
+    transaction (a key reused for another request) is raised too; the retry of a request
+    that already ran comes back as ``Submitted.replay``. An SOS without a category takes
+    the SOS category (``INCIDENTS_SOS_CATEGORY_CODE``).
+    """
+    draft = report_draft(
+        category_code=sos_category_code() if is_sos and category_code is None else category_code,
+        lat=lat,
+        lng=lng,
+        text=text,
+        phone=phone,
+        address=address,
+        extra=extra,
+        is_sos=is_sos,
+        channel=channel,
+        reporter=reporter,
+        client_ip=client_ip,
+        device_id=device_id,
+        claim=claim,
+    )
+    draft.photos = photo_files_write(photos_process(list(photos)))
+    try:
+        (outcome,) = reports_submit_many([draft], answer=answer)
+    except BaseException:
+        photo_files_delete(draft.photos)
+        raise
+    if outcome.report is None:
+        photo_files_delete(draft.photos)  # a replay or a refusal wrote no row for them
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome
 
 
 def report_submit(
@@ -180,62 +495,26 @@ def report_submit(
     client_ip: str | None = None,
     device_id: str = "",
 ) -> Report:
-    """Take in a citizen report with its photos; committed when this returns.
-
-    Refusals (nothing is written): unknown/inactive/non-reportable category → 400
-    ``category_unknown`` (field ``category``); bad coordinates → 400 ``invalid``
-    (fields ``lat``/``lng``); outside the new area → 422 ``point_outside_area``;
-    category fields → 400 ``category_field_invalid``; photos → 400
-    ``attachment_invalid`` / ``attachment_too_large`` / ``too_many_attachments``
-    (field ``photos``); phone → 400 ``invalid`` (field ``phone``).
-    """
-    # 1. Validation that needs no lock and no transaction.
-    category = _category_for_citizen(category_code, sos=is_sos)
-    region = _street_for(lat, lng, sos=is_sos)
-    fields = {} if is_sos and not extra else category_fields_validate(category, extra)
-    contact = _phone_or_blank(phone)
-    user = reporter if getattr(reporter, "is_authenticated", False) else None
-    if not contact and user is not None and user.phone:
-        contact = user.phone  # a registered citizen can be called back without retyping
-    clean_text = _text_checked("text", text, TEXT_MAX_LENGTH)
-    clean_address = _text_checked("address", address, ADDRESS_MAX_LENGTH)
-    if channel not in Report.Channel.values:
-        raise _field_error("channel", "invalid_choice", _("Unknown channel."))
-
-    # 2. CPU and storage I/O before the transaction.
-    processed = photos_process(list(photos))
-    stored = photo_files_write(processed)
-
-    # 3. One short transaction; 4. the hook after commit.
-    try:
-        with transaction.atomic():
-            report = Report.objects.create(
-                token=report_token_new(),
-                reporter=user,
-                phone=contact,
-                channel=channel,
-                category=category,
-                text=clean_text,
-                lat=float(lat),
-                lng=float(lng),
-                address=clean_address,
-                region=region,
-                extra=fields,
-                is_sos=is_sos,
-                client_ip=client_ip or None,
-                device_id=(device_id or "")[:64],
-            )
-            attachments_create(stored=stored, report=report, uploaded_by=user)
-            sla_hooks.on_report_submitted(report)  # the triage clock (5 min by default)
-            # The operator board and the citizen's stream (the fast path writes the same).
-            report_submitted_emit(report)
-            report_id = report.pk
-            region_code, is_sos = report.region.code, report.is_sos
-            on_commit(lambda: _after_submit(report_id, region_code, is_sos))
-    except BaseException:
-        photo_files_delete(stored)
-        raise
-    return report
+    """:func:`report_take` for callers without an ``Idempotency-Key`` (Open311, imports,
+    tests): the new report, committed."""
+    outcome = report_take(
+        category_code=category_code,
+        lat=lat,
+        lng=lng,
+        text=text,
+        phone=phone,
+        photos=photos,
+        extra=extra,
+        reporter=reporter,
+        channel=channel,
+        is_sos=is_sos,
+        address=address,
+        client_ip=client_ip,
+        device_id=device_id,
+    )
+    if outcome.report is None:  # only a claim can end without a new report
+        raise RuntimeError("report_take without a claim made no report")
+    return outcome.report
 
 
 def report_submit_sos(
@@ -250,7 +529,8 @@ def report_submit_sos(
     device_id: str = "",
 ) -> Report:
     """One-touch SOS: a report in the configured SOS category (``INCIDENTS_SOS_CATEGORY_CODE``)
-    with ``is_sos=True``, which puts it at the top of the triage queue."""
+    with ``is_sos=True``, which puts it at the top of the triage queue and alarms the duty
+    officers of its street and new town."""
     return report_submit(
         category_code=sos_category_code(),
         lat=lat,
@@ -265,12 +545,42 @@ def report_submit_sos(
     )
 
 
-def _after_submit(report_id: int, region_code: str, is_sos: bool) -> None:
-    """Runs once the report is committed: where realtime (operator board) and push
-    (duty officer) hook in when notifications land. Robust on-commit: a failure here
-    is logged and never turns the citizen's 201 into an error. Takes what it needs as
-    arguments: a re-read cost a query per report in the intake benchmark."""
-    logger.info("report submitted: id=%s region=%s sos=%s", report_id, region_code, is_sos)
+def sos_alert(reports: Sequence[Report]) -> None:
+    """Push a high-priority SOS alarm to the duty officers of each report's street and
+    new town (operators holding the street; operators and commanders holding the new
+    town), in the caller's transaction. Never muted (``Kind.SOS``); keyed by report, so
+    a retried write pushes once."""
+    for report in reports:
+        audiences = region_audience_users(
+            report.region.path, (Audience.STREET_DUTY, Audience.NEW_TOWN_COMMAND)
+        )
+        user_ids = {pk for ids in audiences.values() for pk in ids}
+        if not user_ids:
+            logger.warning("SOS %s in %s: no duty officer to alarm", report.pk, report.region.code)
+            continue
+        notify_users(
+            user_ids=user_ids,
+            kind=NotificationKind.SOS,
+            priority=Priority.HIGH,
+            title=_("SOS in %(street)s"),
+            body=_("Report %(report)s at %(place)s: %(text)s")
+            if report.text
+            else _("Report %(report)s at %(place)s: one-touch SOS, no text."),
+            args={
+                "street": report.region.name_zh,
+                "text": report.text[:200],
+                "report": report.pk,
+                "place": report.address or f"{report.lat:.5f}, {report.lng:.5f}",
+            },
+            data={"report_id": report.pk, "region": report.region.code, "sos": "1"},
+            dedupe_key_prefix=f"sos:{report.pk}",
+        )
+
+
+def _after_submit(ids: list[int], sos: list[int]) -> None:
+    """Runs once the reports are committed (robust: a failure here is logged and never
+    turns the citizen's 201 into an error)."""
+    logger.info("reports submitted: %d (ids %s..%s), SOS %s", len(ids), ids[0], ids[-1], sos)
 
 
 # --- Triage ------------------------------------------------------------------------------

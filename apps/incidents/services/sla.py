@@ -21,10 +21,11 @@ report submitted            start *report triage*
 report triaged              stop *report triage*
 =========================  =====================================================
 
-Reports written by the fast intake path (raw SQL group commit, ``apps.incidents.intake``)
-bypass the services: :func:`report_triage_clocks_reconcile`, registered as a reconciler,
-starts their triage clocks from ``created_at`` every few seconds (the deadline is the
-same as if the clock had started in the insert).
+Every citizen report, however it came in (the view, the fast intake path, SOS), gets its
+triage clock in the transaction that inserts it (``reports_submit_many`` calls
+:func:`on_reports_submitted`), so no report is ever on the board without one.
+:func:`report_triage_clocks_repair` is a repair tool for data written outside the
+services (a restore, a manual insert), not part of normal operation.
 
 The hooks never write timeline rows of their own (one transition, one row); only
 escalations do, through :func:`incident_record_sla_event`.
@@ -40,6 +41,7 @@ Assignee and team-leader recipients of incident clocks are dispatch's (teams on 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -68,17 +70,19 @@ from apps.sla import registry
 from apps.sla.models import SlaClock, SlaKind
 from apps.sla.policies import LadderStep
 from apps.sla.services.clocks import (
+    ClockStart,
     sla_clock_cancel,
     sla_clock_restart,
     sla_clock_start,
     sla_clock_stop,
+    sla_clocks_start_many,
 )
 
 SUBJECT_INCIDENT = "incident"
 SUBJECT_REPORT = "report"
 # A closed incident rated this low by its reporter is verified again.
 DISSATISFIED_AT_MOST = 2
-RECONCILE_BATCH = 500
+REPAIR_BATCH = 500
 
 NEXT_LOOP = {Loop.SMALL: Loop.MEDIUM, Loop.MEDIUM: Loop.LARGE}
 # Where command sits for each loop (None: the incident's own street).
@@ -190,20 +194,22 @@ def on_citizen_feedback(
         _start(SlaKind.INCIDENT_VERIFICATION, incident)
 
 
-def on_report_submitted(report: Report) -> SlaClock | None:
-    return sla_clock_start(
+def _triage_start(report: Report) -> ClockStart:
+    label = f"{report.category.code} {report.category.name_zh} · {report.address or ''}"
+    return ClockStart(
         kind=SlaKind.REPORT_TRIAGE,
         subject_type=SUBJECT_REPORT,
         subject_id=report.pk,
         region_id=report.region_id,
-        label=f"{report.category.code} {report.category.name_zh} · {report.address or ''}".strip(
-            " ·"
-        ),
+        label=label.strip(" ·"),
         category=report.category.code,
-        severity="",
-        loop="",
         started_at=report.created_at,
     )
+
+
+def on_reports_submitted(reports: Sequence[Report]) -> list[SlaClock | None]:
+    """Start the *report triage* clock of each new report (one INSERT for all)."""
+    return sla_clocks_start_many([_triage_start(report) for report in reports])
 
 
 def on_report_triaged(report: Report) -> None:
@@ -215,27 +221,41 @@ def on_report_triaged(report: Report) -> None:
     )
 
 
-def report_triage_clocks_reconcile(*, limit: int = RECONCILE_BATCH) -> int:
-    """Start the triage clock of every submitted report that has none (reports written by
-    the fast intake path); returns how many were started. Idempotent."""
-    missing = (
-        Report.objects.filter(status=Report.Status.SUBMITTED)
-        .filter(
-            ~Exists(
-                SlaClock.objects.filter(
-                    kind=SlaKind.REPORT_TRIAGE,
-                    subject_type=SUBJECT_REPORT,
-                    subject_id=OuterRef("pk"),
-                )
+def report_triage_clocks_repair(*, limit: int = REPAIR_BATCH) -> int:
+    """Start the missing triage clock of submitted reports that have none; returns how
+    many were started. A repair tool (``manage.py repair_report_clocks``): in normal
+    operation every report gets its clock in its own insert, and this finds nothing.
+
+    Race-safe against triage: each report is locked (``SKIP LOCKED``: one being triaged
+    right now is left alone) and its status read again under the lock, so a clock is
+    never started for a report that has just been triaged (such a clock would never be
+    stopped and would escalate a false alarm up to the new area).
+    """
+    missing = Report.objects.filter(status=Report.Status.SUBMITTED).filter(
+        ~Exists(
+            SlaClock.objects.filter(
+                kind=SlaKind.REPORT_TRIAGE,
+                subject_type=SUBJECT_REPORT,
+                subject_id=OuterRef("pk"),
             )
         )
-        .select_related("category")
-        .order_by("created_at")[:limit]
     )
     started = 0
-    with transaction.atomic():
-        for report in missing:
-            started += on_report_submitted(report) is not None
+    for report_id in missing.order_by("created_at").values_list("pk", flat=True)[:limit]:
+        with transaction.atomic():
+            report = (
+                Report.objects.select_for_update(of=("self",), skip_locked=True)
+                .select_related("category")
+                .filter(pk=report_id, status=Report.Status.SUBMITTED)
+                .first()
+            )
+            if report is None:
+                continue  # triaged meanwhile, or being triaged now
+            if SlaClock.objects.filter(
+                kind=SlaKind.REPORT_TRIAGE, subject_type=SUBJECT_REPORT, subject_id=report.pk
+            ).exists():
+                continue
+            started += sla_clock_start(**vars(_triage_start(report))) is not None
     return started
 
 
@@ -410,7 +430,6 @@ def register() -> None:
     registry.register_subject(
         SUBJECT_REPORT, registry.SubjectHandler(label=_("Citizen report"), lock=_lock_report)
     )
-    registry.register_reconciler("report_triage", report_triage_clocks_reconcile)
     registry.register_dimension("category", _category_choices)
     registry.register_dimension("severity", _severity_choices)
     registry.register_dimension("loop", _loop_choices)

@@ -17,6 +17,8 @@ policies are the switch, so an administrator can turn an obligation off.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,6 +48,23 @@ NOTE_MAX_LENGTH = 1000
 # --- Start ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ClockStart:
+    """What starting one obligation takes (the arguments of :func:`sla_clock_start`)."""
+
+    kind: str
+    subject_type: str
+    subject_id: int
+    region_id: int
+    label: str = ""
+    category: str = ""
+    severity: str = ""
+    loop: str = ""
+    is_drill: bool = False
+    started_at: datetime | None = None
+    due_at: datetime | None = None
+
+
 def sla_clock_start(
     *,
     kind: str,
@@ -70,41 +89,23 @@ def sla_clock_start(
     ``sla_deadline_required`` otherwise. An open clock of the same kind on the subject is
     returned unchanged.
     """
-    rule = policy_match(kind=kind, category=category, severity=severity, loop=loop)
-    if rule is None:
-        return None
-    start = started_at or timezone.now()
-    if due_at is None:
-        if rule.duration is None:
-            raise ApplicationError(
-                SlaErrorCode.DEADLINE_REQUIRED,
-                _("This obligation is due by the subject's own deadline; give it."),
-                extra={"kind": str(kind), "policy": rule.code},
-            )
-        due_at = start + rule.duration
-    if due_at < start:
-        raise field_error("due_at", _("The deadline lies before the start."))
-    target_at = start + rule.target if rule.target is not None else None
-    if target_at is not None and target_at > due_at:
-        target_at = None  # an explicit deadline earlier than the target: the deadline rules
-    clock = SlaClock(
-        kind=kind,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        subject_label=(label or "")[:200],
-        region_id=region_id,
-        policy_id=rule.pk,
-        category_code=category or "",
-        severity=severity or "",
-        loop=loop or "",
-        is_drill=is_drill,
-        status=ClockStatus.RUNNING,
-        started_at=start,
-        target_at=target_at,
-        due_at=due_at,
-        ladder=rule.ladder_json(),
+    clock = clock_new(
+        ClockStart(
+            kind=kind,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            region_id=region_id,
+            label=label,
+            category=category,
+            severity=severity,
+            loop=loop,
+            is_drill=is_drill,
+            started_at=started_at,
+            due_at=due_at,
+        )
     )
-    clock.next_check_at = next_check_at(clock)
+    if clock is None:
+        return None
     try:
         with transaction.atomic():
             clock.save(force_insert=True)
@@ -115,6 +116,68 @@ def sla_clock_start(
         if existing is None:
             raise
         return existing
+    return clock
+
+
+def sla_clocks_start_many(starts: Sequence[ClockStart]) -> list[SlaClock | None]:
+    """The batch form of :func:`sla_clock_start` for new subjects (a batch of citizen
+    reports): the same policy, deadline and ladder rules, one INSERT for all. A subject
+    that already has an open clock of the kind keeps it (the partial unique index
+    ``sla_slaclock_one_open`` skips the new row). Returns the clock built for each start
+    (``None`` where no policy applies); skipped rows come back without a primary key.
+    """
+    built = [clock_new(start) for start in starts]
+    rows = [clock for clock in built if clock is not None]
+    if rows:
+        # ignore_conflicts: an open clock already there wins, as in sla_clock_start.
+        SlaClock.objects.bulk_create(rows, ignore_conflicts=True)
+    return built
+
+
+def clock_new(start: ClockStart) -> SlaClock | None:
+    """The unsaved clock of one start: policy, deadline, target, ladder, first check.
+
+    The one place these rules live (:func:`sla_clock_start` and its batch form insert
+    what this builds). ``None`` when no active policy applies.
+    """
+    rule = policy_match(
+        kind=start.kind, category=start.category, severity=start.severity, loop=start.loop
+    )
+    if rule is None:
+        return None
+    begin = start.started_at or timezone.now()
+    due_at = start.due_at
+    if due_at is None:
+        if rule.duration is None:
+            raise ApplicationError(
+                SlaErrorCode.DEADLINE_REQUIRED,
+                _("This obligation is due by the subject's own deadline; give it."),
+                extra={"kind": str(start.kind), "policy": rule.code},
+            )
+        due_at = begin + rule.duration
+    if due_at < begin:
+        raise field_error("due_at", _("The deadline lies before the start."))
+    target_at = begin + rule.target if rule.target is not None else None
+    if target_at is not None and target_at > due_at:
+        target_at = None  # an explicit deadline earlier than the target: the deadline rules
+    clock = SlaClock(
+        kind=start.kind,
+        subject_type=start.subject_type,
+        subject_id=start.subject_id,
+        subject_label=(start.label or "")[:200],
+        region_id=start.region_id,
+        policy_id=rule.pk,
+        category_code=start.category or "",
+        severity=start.severity or "",
+        loop=start.loop or "",
+        is_drill=start.is_drill,
+        status=ClockStatus.RUNNING,
+        started_at=begin,
+        target_at=target_at,
+        due_at=due_at,
+        ladder=rule.ladder_json(),
+    )
+    clock.next_check_at = next_check_at(clock)
     return clock
 
 

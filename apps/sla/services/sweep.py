@@ -122,28 +122,6 @@ def sla_sweep(
     return result
 
 
-_reconciled_at: float | None = None
-
-
-def sla_reconcile(*, force: bool = False) -> int:
-    """Run the registered reconcilers (``registry.register_reconciler``) if the last run
-    in this process is ``SLA_RECONCILE_SECONDS`` old (or ``force``); returns the clocks
-    they started. A failing reconciler is logged and does not stop the sweep."""
-    global _reconciled_at  # per-process pacing, not state: any worker may run them
-    every = float(getattr(settings, "SLA_RECONCILE_SECONDS", 5))
-    now = time.monotonic()
-    if not force and _reconciled_at is not None and now - _reconciled_at < every:
-        return 0
-    _reconciled_at = now
-    started = 0
-    for name, reconciler in registry.reconcilers().items():
-        try:
-            started += reconciler()
-        except Exception:
-            logger.exception("sla: reconciler %s failed", name)
-    return started
-
-
 def _sweep_one(clock_id: int, result: SweepResult) -> int:
     """Escalate one clock in its own transaction; 1 if it did something."""
     try:
