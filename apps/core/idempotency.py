@@ -38,6 +38,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
+from apps.core.bulk import rows_insert
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.models import IdempotentRequest
 
@@ -54,14 +55,18 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 )
 
 _TABLE = IdempotentRequest._meta.db_table
-# Both PostgreSQL and SQLite (3.35+) speak ON CONFLICT ... RETURNING. Identifiers come
-# from the model's metadata; values are bound parameters.
-_TAKE_SQL = (
-    f"INSERT INTO {_TABLE} (scope, key, method, path, request_hash, response_status, "  # noqa: S608
-    "response_body, created_at, updated_at) VALUES {rows} "
-    "ON CONFLICT (scope, key) DO NOTHING RETURNING id, scope, key"
+# One statement for a batch of answers. PostgreSQL: the answers as one JSON document (a
+# fixed statement, see apps.core.bulk for why); elsewhere a VALUES list named by a CTE.
+_ANSWER_SQL_PG = (
+    f"UPDATE {_TABLE} SET response_status = v.status, response_body = v.body, "  # noqa: S608
+    "updated_at = %s FROM jsonb_to_recordset(%s::jsonb) AS v (id bigint, status int, "
+    f"body jsonb) WHERE {_TABLE}.id = v.id"
 )
-_TAKE_ROW = "(%s, %s, %s, %s, %s, 0, NULL, %s, %s)"
+_ANSWER_SQL = (
+    "WITH v (id, status, body) AS (VALUES {rows}) "  # noqa: S608
+    f"UPDATE {_TABLE} SET response_status = v.status, response_body = v.body, "
+    f"updated_at = %s FROM v WHERE {_TABLE}.id = v.id"
+)
 
 
 @dataclass(frozen=True)
@@ -171,45 +176,43 @@ def claims_take(claims: Sequence[Claim]) -> dict[tuple[str, uuid.UUID], int]:
     """
     if not claims:
         return {}
-    field = IdempotentRequest._meta.get_field("key")
-    now = timezone.now()
-    params: list[Any] = []
-    for claim in claims:
-        params += [
-            claim.scope,
-            field.get_db_prep_value(claim.key, connection),
-            claim.method,
-            claim.path[:PATH_MAX_LENGTH],
-            claim.fingerprint,
-            now,
-            now,
-        ]
-    sql = _TAKE_SQL.format(rows=", ".join([_TAKE_ROW] * len(claims)))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return {(scope, uuid.UUID(str(key))): int(pk) for pk, scope, key in rows}
+    rows = [
+        IdempotentRequest(
+            scope=claim.scope,
+            key=claim.key,
+            method=claim.method,
+            path=claim.path[:PATH_MAX_LENGTH],
+            request_hash=claim.fingerprint,
+            response_status=0,
+        )
+        for claim in claims
+    ]
+    inserted = rows_insert(
+        IdempotentRequest, rows, returning=("scope", "key", "id"), ignore_conflicts=True
+    )
+    return {(scope, uuid.UUID(str(key))): int(pk) for scope, key, pk in inserted}
 
 
 def claims_answer(answers: Sequence[tuple[int, int, Any]]) -> None:
     """Store ``(row id, status, body)`` answers on taken claims, in the same transaction
-    as the change they answer."""
+    as the change they answer (one statement)."""
     if not answers:
         return
     now = timezone.now()
-    rows = []
-    for pk, status, body in answers:
-        rows.append(
-            IdempotentRequest(
-                pk=pk,
-                response_status=status,
-                response_body=json.loads(json.dumps(body, cls=JSONEncoder)),
-                updated_at=now,
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            document = json.dumps(
+                [{"id": pk, "status": status, "body": body} for pk, status, body in answers],
+                cls=JSONEncoder,
+                ensure_ascii=False,
             )
-        )
-    IdempotentRequest.objects.bulk_update(
-        rows, ["response_status", "response_body", "updated_at"], batch_size=500
-    )
+            cursor.execute(_ANSWER_SQL_PG, [now, document])
+            return
+        params: list[Any] = []
+        for pk, status, body in answers:
+            params += [pk, status, json.dumps(body, cls=JSONEncoder)]
+        sql = _ANSWER_SQL.format(rows=", ".join(["(%s, %s, %s)"] * len(answers)))
+        cursor.execute(sql, [*params, now])
 
 
 def claims_replay(

@@ -32,6 +32,7 @@ narrows it further), then exact haversine in Python on the few rows that survive
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -185,12 +186,15 @@ def _visible(user: Any) -> Any:
 
 
 # One statement for a batch of reports: the bounding box, window and category filter of
-# duplicate_candidates, per report (PostgreSQL; identifiers from the models' metadata,
-# values bound).
+# duplicate_candidates, per report (PostgreSQL; the reports as one JSON document, a fixed
+# statement: see apps.core.bulk for why).
 _OPEN = ", ".join(f"'{status}'" for status in OPEN_STATUSES)
 _BATCH_SQL = f"""
     SELECT v.idx, i.id, i.lat, i.lng, i.created_at, i.category_id
-    FROM (VALUES {{rows}}) AS v (idx, south, north, west, east, since, until, codes)
+    FROM jsonb_to_recordset(%s::jsonb) AS v (
+        idx int, south float8, north float8, west float8, east float8,
+        since timestamptz, until timestamptz, codes text[]
+    )
     CROSS JOIN LATERAL (
         SELECT i.id, i.lat, i.lng, i.created_at, i.category_id
         FROM {Incident._meta.db_table} i JOIN {Category._meta.db_table} c ON c.id = i.category_id
@@ -201,10 +205,6 @@ _BATCH_SQL = f"""
           AND c.code = ANY(v.codes)
     ) AS i
 """  # noqa: S608
-_BATCH_ROW = (
-    "(%s::int, %s::float8, %s::float8, %s::float8, %s::float8, %s::timestamptz, "
-    "%s::timestamptz, %s::text[])"
-)
 
 
 def duplicate_candidates_many(
@@ -226,14 +226,23 @@ def duplicate_candidates_many(
             for lat, lng, category, at in reports
         ]
     span = timedelta(hours=window)
-    params: list[Any] = []
+    wanted = []
     for index, (lat, lng, category, at) in enumerate(reports):
         south, north, west, east = bounding_box(lat, lng, radius)
-        codes = [category.code, *(str(c) for c in (category.related_codes or []))]
-        params += [index, south, north, west, east, at - span, at + span, codes]
-    sql = _BATCH_SQL.format(rows=", ".join([_BATCH_ROW] * len(reports)))
+        wanted.append(
+            {
+                "idx": index,
+                "south": south,
+                "north": north,
+                "west": west,
+                "east": east,
+                "since": (at - span).isoformat(),
+                "until": (at + span).isoformat(),
+                "codes": [category.code, *(str(c) for c in (category.related_codes or []))],
+            }
+        )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_BATCH_SQL, [json.dumps(wanted)])
         rows = cursor.fetchall()
     scored: dict[int, list[tuple[float, float, int, float]]] = {}
     for index, incident_id, lat, lng, created_at, category_id in rows:

@@ -34,6 +34,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.phones import PhoneNumberError, phone_normalise
+from apps.core.bulk import rows_insert
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.idempotency import Claim, Replay, claims_answer, claims_replay, claims_take
 from apps.core.scoping import scope_for
@@ -420,7 +421,12 @@ def _reports_insert(drafts: Sequence[ReportDraft]) -> list[Report]:
         )
         for d in drafts
     ]
-    return Report.objects.bulk_create(rows) if rows else []
+    ids = dict(rows_insert(Report, rows, returning=("token", "id")))
+    for row in rows:
+        row.pk = ids[row.token]
+        row._state.adding = False
+        row._state.db = "default"
+    return rows
 
 
 def report_take(

@@ -27,6 +27,7 @@ from django.db.models import Case, DurationField, ExpressionWrapper, F, Value, W
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.bulk import rows_insert
 from apps.core.errors import ApplicationError
 from apps.core.validation import field_error, optional_text
 from apps.sla import registry
@@ -128,9 +129,19 @@ def sla_clocks_start_many(starts: Sequence[ClockStart]) -> list[SlaClock | None]
     """
     built = [clock_new(start) for start in starts]
     rows = [clock for clock in built if clock is not None]
-    if rows:
-        # ignore_conflicts: an open clock already there wins, as in sla_clock_start.
-        SlaClock.objects.bulk_create(rows, ignore_conflicts=True)
+    # ignore_conflicts: an open clock already there wins, as in sla_clock_start.
+    inserted = rows_insert(
+        SlaClock,
+        rows,
+        returning=("subject_type", "subject_id", "kind", "id"),
+        ignore_conflicts=True,
+    )
+    ids = {(subject_type, subject_id, kind): pk for subject_type, subject_id, kind, pk in inserted}
+    for clock in rows:
+        clock.pk = ids.get((clock.subject_type, clock.subject_id, clock.kind))
+        if clock.pk is not None:
+            clock._state.adding = False
+            clock._state.db = "default"
     return built
 
 
