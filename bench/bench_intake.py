@@ -29,9 +29,10 @@ report with their category fields (N02 with ``waterlogging_depth_cm``, A01 with
 client always sends one), so the intake throttles keep their **production rates**
 (30/min per IP, 10/min per device and per phone) and each caller's throttle history is
 as small as real traffic has it. The client address arrives as ``X-Forwarded-For``, as
-production's TLS proxy sends it; uvicorn trusts it from 127.0.0.1 (its default
-``FORWARDED_ALLOW_IPS``) exactly as production's ``--proxy-headers`` does, so no rate
-is raised. Each load run gets its own 60,000 distinct reports; after the run the bench
+production's router sends it; the project trusts it from 127.0.0.1 (the harness sets
+``TRUSTED_PROXIES=127.0.0.1``) exactly as production trusts its router, and the raw
+baseline's uvicorn applies it from 127.0.0.1 (its default ``FORWARDED_ALLOW_IPS``), so no
+rate is raised. Each load run gets its own 60,000 distinct reports; after the run the bench
 checks that every request created exactly one report (no idempotent replays).
 
 Measured with the same concurrency: the project under ASGI (``xixian_ems.asgi``, the
@@ -456,8 +457,8 @@ def run(ctx: BenchContext) -> list[Figure]:
             "reports_per_run": WORKLOAD,
             "callers": (
                 "one citizen per request: own X-Device-Id, phone, Idempotency-Key and "
-                "client address (X-Forwarded-For from 100.64.0.0/10, trusted by uvicorn "
-                "from 127.0.0.1 as production's --proxy-headers trusts its proxy)"
+                "client address (X-Forwarded-For from 100.64.0.0/10, trusted from 127.0.0.1 "
+                "through TRUSTED_PROXIES as production trusts its router)"
             ),
             "throttles": (
                 "production rates (report_ip 30/min, report_device 10/min, report_phone "

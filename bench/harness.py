@@ -17,8 +17,11 @@ Settings: ``xixian_ems.settings.production``, the module the Docker image runs, 
 middleware, logging, hashers and DEBUG=False (DEBUG=True would also record every SQL
 query in memory) are the deployed ones; management commands get the same environment.
 Only what a loopback run cannot have differs: a random per-run ``DJANGO_SECRET_KEY``,
-``DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost`` and ``DJANGO_SECURE_SSL_REDIRECT=false``
-(no TLS terminator: every request would be a 301).
+``DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost``, ``DJANGO_SECURE_SSL_REDIRECT=false``
+(no TLS terminator: every request would be a 301) and ``TRUSTED_PROXIES=127.0.0.1`` (the
+load generator stands in for the router, so a caller's ``X-Forwarded-For`` names the
+client as the router's does in production). Servers of the project run, as in production,
+with ``--no-proxy-headers``: the application, not uvicorn, reads that header.
 ``xixian_ems.settings.local`` with ``DJANGO_DEBUG=false`` would also work today, but it
 would silently stop matching production as soon as production gains a setting.
 """
@@ -269,6 +272,7 @@ def django_env(
             "DJANGO_SECRET_KEY": secret_key,
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "TRUSTED_PROXIES": "127.0.0.1",  # the load generator is the router (docstring)
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "PYTHONUNBUFFERED": "1",
@@ -303,6 +307,10 @@ class Server:
 
     ``interface="wsgi"`` serves a WSGI callable through uvicorn's WSGI adapter (each
     request runs whole in one thread of a 10-thread pool, no ``sync_to_async`` hops).
+
+    ``proxy_headers=False`` for the project (as ``docker/entrypoint.sh``: the application
+    reads ``X-Forwarded-For`` itself, trusting ``TRUSTED_PROXIES``); raw baselines keep
+    uvicorn's own rewrite of the client address from 127.0.0.1, their least machinery.
     """
 
     def __init__(
@@ -313,11 +321,13 @@ class Server:
         workers: int,
         env: Mapping[str, str],
         interface: Interface = "asgi",
+        proxy_headers: bool = True,
     ) -> None:
         self.name = name
         self.app = app
         self.workers = workers
         self.interface = interface
+        self.proxy_headers = proxy_headers
         self.ports = [_free_port() for _ in range(workers)]
         self.base_urls = [f"http://127.0.0.1:{port}" for port in self.ports]
         self.base_url = self.base_urls[0]  # for unmeasured requests
@@ -344,6 +354,7 @@ class Server:
             "--log-level",
             "warning",
             *(["--interface", self.interface] if self.interface != "asgi" else []),
+            *([] if self.proxy_headers else ["--no-proxy-headers"]),
         ]
 
     @property
@@ -858,12 +869,18 @@ class BenchContext:
         key = app if interface == "asgi" else f"{app} ({interface})"
         server = self._servers.get(key)
         if server is None:
-            if app in (DJANGO_APP, DJANGO_WSGI_APP):
+            project = app in (DJANGO_APP, DJANGO_WSGI_APP)
+            if project:
                 name = "django" if interface == "asgi" else f"django-{interface}"
             else:
                 name = app.split(":", 1)[0].rsplit(".", 1)[-1]
             server = Server(
-                name, app, workers=self.options.workers, env=self.env, interface=interface
+                name,
+                app,
+                workers=self.options.workers,
+                env=self.env,
+                interface=interface,
+                proxy_headers=not project,
             )
             self._start(key, server, ready_path)
         return server

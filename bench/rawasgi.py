@@ -8,7 +8,8 @@ generator's ceiling) and ``/readyz`` (``SELECT 1``).
 
 ``post_routes`` take a request with a body: ``handler(pool, RawRequest) -> (status,
 payload)``, with the body read whole, the headers (lower-case names) and the client
-address (uvicorn has already applied ``X-Forwarded-For`` from a trusted proxy).
+address (uvicorn has already applied ``X-Forwarded-For`` from 127.0.0.1, the stand-in
+for the router; the project reads that header itself, see ``apps.core.client_address``).
 
 The pool has the project's per-process limits (``DB_POOL_MIN_SIZE``/``DB_POOL_MAX_SIZE``,
 2/10 by default) so neither side wins by holding more connections.

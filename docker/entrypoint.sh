@@ -8,13 +8,16 @@ set -eu
 role="${1:-web}"
 [ "$#" -gt 0 ] && shift
 
+# The client's address behind the router is the application's to decide, from one
+# setting, TRUSTED_PROXIES (apps/core/client_address.py): neither server rewrites the
+# peer address. gunicorn never does; uvicorn would from FORWARDED_ALLOW_IPS, so it runs
+# with --no-proxy-headers. X-Forwarded-Proto is read by Django (SECURE_PROXY_SSL_HEADER).
 case "$role" in
   web)
     # REST and admin: gunicorn, gthread workers (bench/README.md "topology": under WSGI
     # Django costs 2-5 ms less CPU per request than under ASGI; gthread keeps a process
     # busy through database waits, where sync workers idle). Behind the router
-    # (docker/nginx.conf), which sets X-Forwarded-Proto/-For; trust it with
-    # FORWARDED_ALLOW_IPS (gunicorn reads that variable).
+    # (docker/nginx.conf).
     exec gunicorn xixian_ems.wsgi:application \
       --bind "0.0.0.0:${PORT:-8000}" \
       --workers "${WEB_CONCURRENCY:-4}" \
@@ -31,7 +34,7 @@ case "$role" in
     exec uvicorn xixian_ems.asgi:application \
       --host 0.0.0.0 --port "${PORT:-8000}" \
       --workers "${REALTIME_CONCURRENCY:-2}" \
-      --proxy-headers \
+      --no-proxy-headers \
       --lifespan on \
       --timeout-graceful-shutdown 30 \
       "$@"

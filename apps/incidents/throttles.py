@@ -32,6 +32,7 @@ from rest_framework.throttling import BaseThrottle
 
 from apps.accounts.phones import PhoneNumberError, phone_normalise
 from apps.core import ratelimit
+from apps.core.client_address import ClientAddressThrottleMixin, client_address
 
 DEVICE_HEADER = "X-Device-Id"
 MAX_DEVICE_ID_LENGTH = 64
@@ -68,8 +69,9 @@ def phone_ident(raw: Any) -> str | None:
 
 
 def client_ident(request: Any) -> str:
-    """The client address as DRF's throttles see it (honours ``NUM_PROXIES``)."""
-    return BaseThrottle().get_ident(request)
+    """The client address the per-address limits count (behind our proxies:
+    :mod:`apps.core.client_address`); Django's and the fast path's requests alike."""
+    return client_address(request)
 
 
 def report_limits(*, ip: str, device_id: str, phone: str | None) -> list[ratelimit.Limit]:
@@ -88,7 +90,7 @@ def sos_limits(*, ip: str, device_id: str) -> list[ratelimit.Limit]:
     return limits
 
 
-class _IntakeThrottle(BaseThrottle):
+class _IntakeThrottle(ClientAddressThrottleMixin, BaseThrottle):
     """All of one endpoint's limits as one DRF throttle (one check, one round trip)."""
 
     def limits(self, request: Request) -> list[ratelimit.Limit]:

@@ -17,8 +17,8 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
-from rest_framework.throttling import BaseThrottle
 
+from apps.core.client_address import client_address
 from apps.open311.errors import Open311Error, bad_request, not_found
 from apps.open311.selectors import STATUSES, RequestFilters
 from apps.open311.services import ServiceRequestInput
@@ -200,6 +200,6 @@ def service_request_input(data: QueryDict) -> ServiceRequestInput:
 
 
 def client_ip(request: Any) -> str | None:
-    """The client address as DRF's throttles see it (honours ``NUM_PROXIES``)."""
-    ident = BaseThrottle().get_ident(request)
-    return ident or None
+    """The client address behind our proxies (:mod:`apps.core.client_address`), the
+    same the API's throttles count."""
+    return client_address(request) or None

@@ -57,6 +57,7 @@ def test_production_settings_pass_the_deploy_check_without_warnings() -> None:
             "DJANGO_ALLOWED_HOSTS": "ems.example.org",
             "DATABASE_URL": "postgres://ems@db.example.org:5432/ems",
             "REDIS_URL": "redis://cache.example.org:6379/0",
+            "TRUSTED_PROXIES": "172.30.64.2",
         }
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,8 +1,11 @@
-"""Real processes for integration tests: an ASGI server bound to the test database."""
+"""Real processes for integration tests, bound to the test database: the ASGI server
+(uvicorn), the WSGI server (gunicorn) and the router (nginx on ``docker/nginx.conf``),
+each started the way ``docker/entrypoint.sh`` and ``docker/compose.yml`` start them."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,9 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
+ROUTER_CONF = ROOT / "docker" / "nginx.conf"
+
+Started = tuple[str, subprocess.Popen[bytes]]
 
 
 def free_port() -> int:
@@ -33,6 +41,18 @@ def test_database_url() -> str:
     return f"postgres://{user}@{host}:{port}/{cfg['NAME']}"
 
 
+def server_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a project server process on the test database."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
+        "DJANGO_SETTINGS_MODULE": "xixian_ems.settings.local",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DATABASE_URL": test_database_url(),
+        **(extra_env or {}),
+    }
+
+
 @contextmanager
 def asgi_server(extra_env: dict[str, str] | None = None, timeout: float = 30) -> Iterator[str]:
     """Run uvicorn on the project's ASGI application; yields ``http://127.0.0.1:<port>``."""
@@ -42,57 +62,193 @@ def asgi_server(extra_env: dict[str, str] | None = None, timeout: float = 30) ->
 
 @contextmanager
 def asgi_process(
-    extra_env: dict[str, str] | None = None, timeout: float = 30
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """:func:`asgi_server`, also yielding the process (to signal it)."""
+    extra_env: dict[str, str] | None = None, timeout: float = 30, *, wait: bool = True
+) -> Iterator[Started]:
+    """:func:`asgi_server`, also yielding the process (to signal it). As in production,
+    uvicorn does not rewrite the peer from ``X-Forwarded-For`` (``--no-proxy-headers``):
+    the application decides who the client is (``TRUSTED_PROXIES``)."""
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
-        "DJANGO_SETTINGS_MODULE": "xixian_ems.settings.local",
-        "DJANGO_DEBUG": "false",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DATABASE_URL": test_database_url(),
-        **(extra_env or {}),
-    }
+    command = [
+        *(sys.executable, "-m", "uvicorn", "xixian_ems.asgi:application"),
+        *("--host", "127.0.0.1", "--port", str(port)),
+        *("--no-proxy-headers", "--lifespan", "on", "--log-level", "warning"),
+    ]
+    with _process("ASGI server", command, server_env(extra_env), port, timeout, wait) as started:
+        yield started
+
+
+@contextmanager
+def wsgi_process(
+    extra_env: dict[str, str] | None = None, timeout: float = 30, *, wait: bool = True
+) -> Iterator[Started]:
+    """gunicorn with gthread workers on the project's WSGI application, as the ``web``
+    role runs it; yields ``(http://127.0.0.1:<port>, process)``."""
+    port = free_port()
+    command = [
+        *(sys.executable, "-m", "gunicorn", "xixian_ems.wsgi:application"),
+        *("--bind", f"127.0.0.1:{port}", "--workers", "1"),
+        *("--worker-class", "gthread", "--threads", "4"),
+        *("--no-control-socket", "--log-level", "warning"),
+    ]
+    with _process("WSGI server", command, server_env(extra_env), port, timeout, wait) as started:
+        yield started
+
+
+def wait_healthy(started: Started, timeout: float = 30, path: str = "/healthz") -> None:
+    """Until ``path`` answers 200; a process that exits first fails with its output."""
+    base, proc = started
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            output = proc.stdout.read().decode() if proc.stdout else ""
+            raise RuntimeError(f"{proc.args[:4]} exited early:\n{output}")
+        try:
+            if httpx.get(f"{base}{path}", timeout=1, trust_env=False).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{base}{path} did not answer 200 within {timeout} s")
+        time.sleep(0.2)  # polling a child process start-up, not test time
+
+
+@contextmanager
+def _process(
+    name: str, command: list[str], env: dict[str, str], port: int, timeout: float, wait: bool
+) -> Iterator[Started]:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "xixian_ems.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--lifespan",
-            "on",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    base = f"http://127.0.0.1:{port}"
+    started = (f"http://127.0.0.1:{port}", proc)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                output = proc.stdout.read().decode() if proc.stdout else ""
-                raise RuntimeError(f"ASGI server exited early:\n{output}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("ASGI server did not become healthy")
-            time.sleep(0.2)  # polling a child process start-up, not test time
-        yield base, proc
+        if wait:
+            wait_healthy(started, timeout)
+        yield started
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+
+
+# --- The router ---------------------------------------------------------------------------
+
+
+def nginx_binary() -> str:
+    """The nginx executable. Missing, it skips the test on a bare machine and fails it
+    under ``XEMS_REQUIRE_SERVICES=1`` (CI: ``.ci/run`` installs it), like PostgreSQL and
+    Redis."""
+    found = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+    if found:
+        return found
+    message = "nginx is not installed (apt-get install nginx)"
+    if getattr(settings, "XEMS_REQUIRE_SERVICES", False):
+        pytest.fail(f"XEMS_REQUIRE_SERVICES=1 but {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def router_config(*, web: str, realtime: str, listen: str) -> str:
+    """``docker/nginx.conf`` with only what differs outside compose replaced: the two
+    upstream servers (``host:port``) and the listening address. Every other line is
+    the real file's, so a test of this config tests the file production mounts."""
+    text = ROUTER_CONF.read_text(encoding="utf-8")
+    for old, new in (
+        ("server web:8000;", f"server {web};"),
+        ("server realtime:8000;", f"server {realtime};"),
+        ("listen 8000;", f"listen {listen};"),
+    ):
+        # Exactly once: if the file changes shape, fail here instead of testing a
+        # config that is not the real one.
+        assert text.count(old) == 1, f"docker/nginx.conf no longer has one {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+def router_main_config(workdir: Path, site: Path) -> Path:
+    """The main ``nginx.conf`` around ``site``, as the nginx image's own includes
+    ``conf.d/*.conf`` inside ``http``; every path in ``workdir``."""
+    main = workdir / "nginx.conf"
+    # As root, nginx would run its workers as "nobody", who cannot write the request-body
+    # temp files into a private test directory.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    main.write_text(
+        f"""{user}daemon off;
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log {workdir}/access.log;
+    client_body_temp_path {workdir}/client_body;
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+    include {site};
+}}
+""",
+        encoding="utf-8",
+    )
+    return main
+
+
+def nginx_command(workdir: Path, main: Path, *args: str) -> list[str]:
+    return [
+        nginx_binary(),
+        "-p",
+        f"{workdir}/",
+        "-e",
+        f"{workdir}/error.log",
+        "-c",
+        str(main),
+        *args,
+    ]
+
+
+@contextmanager
+def router_process(
+    workdir: Path, *, web: str, realtime: str, timeout: float = 15
+) -> Iterator[Started]:
+    """nginx on ``docker/nginx.conf`` (:func:`router_config`) in front of the servers at
+    ``web`` and ``realtime`` (``http://host:port``); yields its ``http://127.0.0.1:<port>``
+    once it accepts connections."""
+    port = free_port()
+    site = workdir / "router.conf"
+    site.write_text(
+        router_config(
+            web=web.removeprefix("http://"),
+            realtime=realtime.removeprefix("http://"),
+            listen=f"127.0.0.1:{port}",
+        ),
+        encoding="utf-8",
+    )
+    main = router_main_config(workdir, site)
+    proc = subprocess.Popen(
+        nginx_command(workdir, main), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                log = (workdir / "error.log").read_text(errors="replace")
+                output = proc.stdout.read().decode() if proc.stdout else ""
+                raise RuntimeError(f"nginx exited early:\n{output}{log}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("nginx did not listen") from None
+                time.sleep(0.1)  # polling a child process start-up, not test time
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        proc.terminate()  # SIGTERM: fast shutdown of master and workers
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -8,11 +8,13 @@ filesystem transport as the Celery broker.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -237,6 +239,19 @@ OTP_LOCK_SECONDS = env.int("OTP_LOCK_SECONDS", default=900)
 OTP_RESEND_SECONDS = env.int("OTP_RESEND_SECONDS", default=60)
 SMS_BACKEND = env.str("SMS_BACKEND", default="apps.core.sms.ConsoleSmsBackend")
 
+# --- Reverse proxies ------------------------------------------------------------------
+# Our own proxies (addresses or CIDR networks): the router in front of web and realtime,
+# and the TLS load balancer in front of the router, as the next hop sees each. Only they
+# may say who the client is (X-Forwarded-For); every per-address rate limit counts the
+# address apps.core.client_address derives from this list. Empty: no proxy, the peer is
+# the client. A typo stops the process here instead of silently trusting nobody.
+TRUSTED_PROXIES = [p.strip() for p in env.list("TRUSTED_PROXIES", default=[]) if p.strip()]
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_exc}") from None
+
 # --- REST framework -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -262,7 +277,10 @@ REST_FRAMEWORK = {
         "sos_ip": env.str("THROTTLE_SOS_IP", default="120/minute"),
         "sos_device": env.str("THROTTLE_SOS_DEVICE", default="6/minute"),
     },
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+    # Never consulted: every throttle's get_ident is apps.core.client_address (see
+    # TRUSTED_PROXIES). 0 keeps a DRF throttle that slipped past that from trusting a
+    # forged X-Forwarded-For, which DRF's default (None) does.
+    "NUM_PROXIES": 0,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 

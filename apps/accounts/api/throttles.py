@@ -13,9 +13,10 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from apps.accounts.phones import PhoneNumberError, phone_normalise
+from apps.core.client_address import ClientAddressThrottleMixin
 
 
-class _SettingsRateThrottle(SimpleRateThrottle):
+class _SettingsRateThrottle(ClientAddressThrottleMixin, SimpleRateThrottle):
     def get_rate(self) -> str | None:
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 

@@ -5,7 +5,6 @@ Views parse input, call one service or selector and serialise the result (STYLE 
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
@@ -28,6 +27,7 @@ from apps.accounts.api.throttles import (
 )
 from apps.accounts.models import Device
 from apps.core.api.schema import error_response
+from apps.core.client_address import client_ip
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 
 TAG = "auth"
@@ -52,12 +52,8 @@ class RetryAfterMixin:
 
 
 def _client_ip(request: Request) -> str | None:
-    # The same address the throttles count (honours NUM_PROXIES), if it is one.
-    ident = OtpRequestIpThrottle().get_ident(request)
-    try:
-        return str(ipaddress.ip_address(ident.strip()))
-    except ValueError:
-        return None
+    # The same address the throttles count (apps.core.client_address), if it is one.
+    return client_ip(request)
 
 
 # --- staff login and tokens ---------------------------------------------------------------

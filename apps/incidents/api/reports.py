@@ -7,7 +7,6 @@ gets the first answer back and creates nothing new.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -30,6 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core import client_address
 from apps.core.api.schema import error_response
 from apps.core.authentication import LenientJWTAuthentication
 from apps.core.errors import ApplicationError, ErrorCode
@@ -50,7 +50,6 @@ from apps.incidents.services import reports as services
 from apps.incidents.throttles import (
     REPORT_THROTTLES,
     SOS_THROTTLES,
-    client_ident,
     device_id_from,
 )
 
@@ -61,12 +60,8 @@ PHONE_MAX_LENGTH = 32  # as typed: spaces, dashes, +86 (normalised by the servic
 
 
 def client_ip(request: Request) -> str | None:
-    """The address the throttles count (honours ``NUM_PROXIES``), if it is one."""
-    ident = client_ident(request)
-    try:
-        return str(ipaddress.ip_address(ident.strip()))
-    except ValueError:
-        return None
+    """The address the throttles count (:mod:`apps.core.client_address`), if it is one."""
+    return client_address.client_ip(request)
 
 
 def photos_from(request: Request) -> list[Any]:

@@ -19,6 +19,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from apps.core.api.schema import error_response
+from apps.core.client_address import ClientAddressThrottleMixin
 from apps.core.pagination import CursorPagination
 from apps.regions import selectors
 from apps.regions.api.serializers import (
@@ -118,10 +119,14 @@ class RegionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return Response(RegionDetailOutputSerializer(region).data)
 
 
+class RegionLookupThrottle(ClientAddressThrottleMixin, ScopedRateThrottle):
+    """Per user; an anonymous caller (none today: the view needs a login) per address."""
+
+
 class RegionLookupApi(APIView):
     """Which street is responsible for a point: citizens' reports, alarms, positions."""
 
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [RegionLookupThrottle]
     throttle_scope = "region_lookup"
     InputSerializer = RegionLookupInputSerializer
     OutputSerializer = RegionLookupOutputSerializer
