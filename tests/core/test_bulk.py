@@ -24,7 +24,7 @@ T0 = datetime(2026, 7, 20, 8, 0, 30, 123456, tzinfo=SHANGHAI)
 def test_rows_of_every_column_type_come_back_as_written_in_one_statement() -> None:
     # given: clocks with datetimes, a duration, JSON, nulls and a foreign key
     region = RegionFactory()
-    ladder = [{"n": 1, "audiences": ["street_duty"], "note": "督办 \\ \"quoted\""}]
+    ladder = [{"n": 1, "audiences": ["street_duty"], "note": '督办 \\ "quoted"'}]
     clocks = [
         SlaClock(
             kind="report_triage",

@@ -35,7 +35,7 @@ from apps.sla.policies import policies_invalidate
 from apps.sla.services.seed import policies_load_fixture
 from tests.factories.accounts import StaffUserFactory
 from tests.factories.incidents import CategoryFactory
-from tests.support.servers import asgi_process
+from tests.support.servers import asgi_process, server_log
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -194,10 +194,12 @@ def test_two_hundred_fast_path_reports_triaged_at_once_all_count_for_triage_comp
             return await asyncio.gather(*[one(i) for i in range(200)])
 
     # when
-    with asgi_process({"REDIS_URL": settings.TEST_REDIS_URL}) as (base, proc):
-        triaged = asyncio.run(storm(base))
+    # The test stands in for the router: its X-Forwarded-For names each citizen.
+    env = {"REDIS_URL": settings.TEST_REDIS_URL, "TRUSTED_PROXIES": "127.0.0.1"}
+    with asgi_process(env) as started:
+        triaged = asyncio.run(storm(started[0]))
     triage.shutdown()
-    log = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    log = server_log(started)
 
     # then: the fast path wrote them (the writer's own count at shutdown)
     assert "intake writer closed: Stats(" in log, log[-2000:]

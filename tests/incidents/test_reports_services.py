@@ -71,7 +71,9 @@ def test_a_report_with_photos_is_committed_routed_to_its_street_and_hooked_after
     assert all(default_storage.exists(p.file.name) for p in photos)
     assert all(default_storage.exists(p.thumbnail.name) for p in photos)
     assert callbacks  # the after-submit hook and the events' publishing wait for commit
-    assert caplog.text.count(f"reports submitted: 1 (ids {report.pk}..{report.pk})") == 1
+    assert (
+        caplog.text.count(f"reports submitted via service: 1 (ids {report.pk}..{report.pk})") == 1
+    )
 
 
 def test_each_report_gets_its_own_unguessable_token(

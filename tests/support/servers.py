@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,8 +101,7 @@ def wait_healthy(started: Started, timeout: float = 30, path: str = "/healthz") 
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            output = proc.stdout.read().decode() if proc.stdout else ""
-            raise RuntimeError(f"{proc.args[:4]} exited early:\n{output}")
+            raise RuntimeError(f"{proc.args[:4]} exited early:\n{server_log(started)}")
         try:
             if httpx.get(f"{base}{path}", timeout=1, trust_env=False).status_code == 200:
                 return
@@ -112,13 +112,24 @@ def wait_healthy(started: Started, timeout: float = 30, path: str = "/healthz") 
         time.sleep(0.2)  # polling a child process start-up, not test time
 
 
+_logs: dict[int, Path] = {}
+
+
+def server_log(started: Started) -> str:
+    """Everything a server process started here has printed so far."""
+    path = _logs.get(started[1].pid)
+    return path.read_text(errors="replace") if path is not None else ""
+
+
 @contextmanager
 def _process(
     name: str, command: list[str], env: dict[str, str], port: int, timeout: float, wait: bool
 ) -> Iterator[Started]:
-    proc = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    # Output to a file, not a pipe: a pipe nobody reads fills up and blocks a chatty
+    # server mid-test.
+    with tempfile.NamedTemporaryFile(prefix="xems-server-", suffix=".log", delete=False) as out:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    _logs[proc.pid] = Path(out.name)
     started = (f"http://127.0.0.1:{port}", proc)
     try:
         if wait:

@@ -284,7 +284,7 @@ def _reporter_id(reporter: Any) -> int | None:
 
 @transaction.atomic
 def reports_submit_many(
-    drafts: Sequence[ReportDraft], *, answer: AnswerFor | None = None
+    drafts: Sequence[ReportDraft], *, answer: AnswerFor | None = None, via: str = "service"
 ) -> list[Submitted]:
     """Take in checked reports in ONE transaction: the one write path of citizen reports.
 
@@ -310,7 +310,8 @@ def reports_submit_many(
        area's shared stream moving).
 
     Returns one :class:`Submitted` per draft, in order. Publishing the events and
-    delivering the pushes happen after COMMIT.
+    delivering the pushes happen after COMMIT. ``via`` names the caller in the log line
+    (``"fast path"``).
     """
     if any(d.claim is not None for d in drafts) and answer is None:
         raise ValueError("drafts with an Idempotency-Key need an answer to store")
@@ -371,7 +372,7 @@ def reports_submit_many(
     reports_submitted_emit(reports, candidates)
     if reports:
         ids, sos_ids = [r.pk for r in reports], [r.pk for r in sos]
-        on_commit(lambda: _after_submit(ids, sos_ids))
+        on_commit(lambda: _after_submit(ids, sos_ids, via))
     return [outcomes[id(draft)] for draft in drafts]
 
 
@@ -583,10 +584,12 @@ def sos_alert(reports: Sequence[Report]) -> None:
         )
 
 
-def _after_submit(ids: list[int], sos: list[int]) -> None:
+def _after_submit(ids: list[int], sos: list[int], via: str) -> None:
     """Runs once the reports are committed (robust: a failure here is logged and never
     turns the citizen's 201 into an error)."""
-    logger.info("reports submitted: %d (ids %s..%s), SOS %s", len(ids), ids[0], ids[-1], sos)
+    logger.info(
+        "reports submitted via %s: %d (ids %s..%s), SOS %s", via, len(ids), ids[0], ids[-1], sos
+    )
 
 
 # --- Triage ------------------------------------------------------------------------------
