@@ -155,13 +155,13 @@ def ladder_of(policy: SlaPolicy, steps: list[SlaLadderStep]) -> tuple[LadderStep
 
 
 @dataclass(frozen=True)
-class _Table:
+class PolicyTable:
     generation: str
     built_at: float
     by_kind: dict[str, tuple[PolicyRule, ...]]
 
 
-_table: _Table | None = None
+_table: PolicyTable | None = None
 _lock = threading.Lock()
 
 
@@ -172,7 +172,7 @@ def policies_invalidate() -> None:
     _generation.bump_on_commit()
 
 
-def _build(generation: str) -> _Table:
+def _build(generation: str) -> PolicyTable:
     policies = list(SlaPolicy.objects.filter(is_active=True).order_by("pk"))
     steps: dict[int, list[SlaLadderStep]] = {}
     for step in SlaLadderStep.objects.filter(policy__is_active=True).order_by("pk"):
@@ -192,14 +192,14 @@ def _build(generation: str) -> _Table:
                 ladder=ladder_of(policy, steps.get(policy.pk, [])),
             )
         )
-    return _Table(
+    return PolicyTable(
         generation=generation,
         built_at=time.monotonic(),
         by_kind={kind: tuple(rules) for kind, rules in by_kind.items()},
     )
 
 
-def _current() -> _Table:
+def _current() -> PolicyTable:
     global _table  # the process-wide cache slot
     generation = _generation.read()
     max_age = float(getattr(settings, "SLA_POLICY_CACHE_SECONDS", 60))
@@ -222,13 +222,25 @@ def _current() -> _Table:
     return current
 
 
+def policies_current() -> PolicyTable:
+    """The process's current table of active policies (one cache GET to check it is
+    current). A batch that starts many clocks reads it once and passes it on."""
+    return _current()
+
+
 def policy_match(
-    *, kind: str, category: str = "", severity: str = "", loop: str = ""
+    *,
+    kind: str,
+    category: str = "",
+    severity: str = "",
+    loop: str = "",
+    table: PolicyTable | None = None,
 ) -> PolicyRule | None:
-    """The active policy for an obligation (see the module docstring for the order)."""
+    """The active policy for an obligation (see the module docstring for the order), from
+    ``table`` (:func:`policies_current`) or the current table."""
     candidates = [
         rule
-        for rule in _current().by_kind.get(str(kind), ())
+        for rule in (table or _current()).by_kind.get(str(kind), ())
         if rule.matches(category=category or "", severity=severity or "", loop=loop or "")
     ]
     if not candidates:

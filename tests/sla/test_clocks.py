@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,12 +14,14 @@ from apps.core.errors import ApplicationError
 from apps.incidents.models import IncidentEvent
 from apps.sla.models import Anchor, ClockStatus, PauseReason, SlaClock, SlaKind, SlaPause
 from apps.sla.services.clocks import (
+    ClockStart,
     sla_clock_cancel,
     sla_clock_pause,
     sla_clock_restart,
     sla_clock_resume,
     sla_clock_start,
     sla_clock_stop,
+    sla_clocks_start_many,
 )
 from tests.factories.sla import LadderStepFactory, SlaPolicyFactory
 from tests.sla.conftest import Cast
@@ -333,3 +336,64 @@ def test_stopping_a_paused_clock_closes_the_pause_and_judges_by_the_paused_deadl
     assert clock.paused_at is None
     assert clock.paused_total == timedelta(minutes=130)
     assert SlaPause.objects.get(clock=clock).resumed_at == T0 + timedelta(hours=3)
+
+
+# --- Start, many at once -----------------------------------------------------------------------
+
+
+@time_machine.travel(T0, tick=False)
+def test_a_batch_start_times_each_clock_as_a_single_start_would_in_one_insert(
+    cast: Cast, django_assert_num_queries: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: the gas policy, and the policy table warm
+    _gas_policy()
+    from apps.sla import policies
+
+    policies.policies_current()
+    reads: list[None] = []
+    real_read = policies._generation.read
+    monkeypatch.setattr(policies._generation, "read", lambda: reads.append(None) or real_read())
+    starts = [
+        ClockStart(
+            kind=SlaKind.TASK_ARRIVAL,
+            subject_type="task",
+            subject_id=n,
+            region_id=cast.tree.sanqiao.pk,
+            category="A02" if n < 3 else "Z99",
+        )
+        for n in (1, 2, 3)
+    ]
+    # when
+    with django_assert_num_queries(1):
+        built = sla_clocks_start_many(starts)
+    # then: one freshness check of the policies for the whole batch, one INSERT
+    assert len(reads) == 1
+    assert built[2] is None  # no policy for that category: no clock, as sla_clock_start
+    one, two = built[0], built[1]
+    assert one is not None
+    assert two is not None
+    assert one.pk
+    assert two.pk
+    stored = SlaClock.objects.get(pk=one.pk)
+    assert (stored.target_at, stored.due_at) == (
+        T0 + timedelta(minutes=20),
+        T0 + timedelta(hours=1),
+    )
+    assert stored.next_check_at == T0 + timedelta(minutes=20)
+    assert len(stored.ladder) == 2
+
+
+def test_a_batch_start_keeps_an_open_clock_already_there(cast: Cast) -> None:
+    _gas_policy()
+    existing = _start(cast, subject_id=7)
+    start = ClockStart(
+        kind=SlaKind.TASK_ARRIVAL,
+        subject_type="task",
+        subject_id=7,
+        region_id=cast.tree.sanqiao.pk,
+        category="A02",
+    )
+    (built,) = sla_clocks_start_many([start])
+    assert built is not None
+    assert built.pk is None
+    assert list(SlaClock.objects.values_list("pk", flat=True)) == [existing.pk]

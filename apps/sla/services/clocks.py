@@ -39,7 +39,7 @@ from apps.sla.models import (
     SlaClock,
     SlaPause,
 )
-from apps.sla.policies import LadderStep, policy_match
+from apps.sla.policies import LadderStep, PolicyTable, policies_current, policy_match
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,8 @@ def sla_clocks_start_many(starts: Sequence[ClockStart]) -> list[SlaClock | None]
     ``sla_slaclock_one_open`` skips the new row). Returns the clock built for each start
     (``None`` where no policy applies); skipped rows come back without a primary key.
     """
-    built = [clock_new(start) for start in starts]
+    table = policies_current() if starts else None  # one freshness check for the batch
+    built = [clock_new(start, table=table) for start in starts]
     rows = [clock for clock in built if clock is not None]
     # ignore_conflicts: an open clock already there wins, as in sla_clock_start.
     inserted = rows_insert(
@@ -145,14 +146,18 @@ def sla_clocks_start_many(starts: Sequence[ClockStart]) -> list[SlaClock | None]
     return built
 
 
-def clock_new(start: ClockStart) -> SlaClock | None:
+def clock_new(start: ClockStart, *, table: PolicyTable | None = None) -> SlaClock | None:
     """The unsaved clock of one start: policy, deadline, target, ladder, first check.
 
     The one place these rules live (:func:`sla_clock_start` and its batch form insert
     what this builds). ``None`` when no active policy applies.
     """
     rule = policy_match(
-        kind=start.kind, category=start.category, severity=start.severity, loop=start.loop
+        kind=start.kind,
+        category=start.category,
+        severity=start.severity,
+        loop=start.loop,
+        table=table,
     )
     if rule is None:
         return None
