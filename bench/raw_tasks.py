@@ -6,7 +6,7 @@ Served by the same uvicorn, with the same worker count, as the project
 ``POST /transition?task=<id>&action=<accept|en-route|on-scene|complete>``
     one transaction: ``UPDATE dispatch_dispatchtask SET status = <to>, <to>_at = now()
     WHERE id = <id> AND status = <from> RETURNING ...`` — the race-safe compare-and-swap
-    STYLE R3 allows in place of row locks — which must touch exactly one row (else 409
+    conventions R3 allows in place of row locks — which must touch exactly one row (else 409
     ``illegal_task_transition``), then ``INSERT`` the ``dispatch_taskevent`` row. It
     answers ``{id, status}``. Left out — what the ratio prices — authentication (JWT),
     the team-membership check, the incident row lock and the incident timeline row, the

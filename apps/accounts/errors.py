@@ -1,4 +1,4 @@
-"""Error codes of the accounts app (STYLE R8). Stable API: add, never rename.
+"""Error codes of the accounts app (conventions R8). Stable API: add, never rename.
 
 Generic codes (``token_invalid``, ``authentication_failed``, ``rate_limited``,
 ``not_found``...) live in :mod:`apps.core.errors`.

@@ -1,4 +1,4 @@
-"""Row locks of the accounts app (STYLE section 3): ``select_for_update`` helpers only."""
+"""Row locks of the accounts app (conventions, Layers): ``select_for_update`` helpers only."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reads of the accounts app (STYLE section 3), each scoped to the asking user."""
+"""Reads of the accounts app (conventions, Layers), each scoped to the asking user."""
 
 from __future__ import annotations
 

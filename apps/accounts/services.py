@@ -1,4 +1,4 @@
-"""Every write of the accounts app (STYLE R1): users, memberships, tokens, OTP, devices."""
+"""Every write of the accounts app (conventions R1): users, memberships, tokens, OTP, devices."""
 
 from __future__ import annotations
 

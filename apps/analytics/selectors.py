@@ -3,7 +3,7 @@
 What each figure means is defined in :mod:`apps.analytics.intervals`; how the groups are
 folded (in PostgreSQL, or in Python on SQLite) in :mod:`apps.analytics.aggregation`.
 
-**Scope** (STYLE R9). Every row query starts from ``visible_to(user)``; a ``region``
+**Scope** (conventions R9). Every row query starts from ``visible_to(user)``; a ``region``
 narrows it to that subtree, so the figures are the intersection, as with the list
 filters: an operator of 沣东 asking for the whole new area gets 沣东's figures. An
 unknown region, or one disjoint from the caller's scope, gives an *empty* report (the

@@ -1,6 +1,6 @@
 """Machine-readable error codes and the one application exception.
 
-The mobile app branches on ``code``, never on the translated ``message`` (STYLE R8).
+The mobile app branches on ``code``, never on the translated ``message`` (conventions R8).
 Codes are stable API: add new ones, never rename. Each app may keep its own StrEnum
 of codes; the ones every app needs live here.
 """

@@ -1,4 +1,4 @@
-"""The one error envelope ``{code, message, extra}`` for every API error (STYLE R8).
+"""The one error envelope ``{code, message, extra}`` for every API error (conventions R8).
 
 DRF exceptions, Django's Http404/PermissionDenied and ``ApplicationError`` all come out
 the same way. Validation errors carry per-field detail in ``extra.fields`` as

@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` for mobile POSTs (STYLE R6).
+"""``Idempotency-Key`` for mobile POSTs (conventions R6).
 
 Phones on weak networks retry. A POST that carries ``Idempotency-Key: <uuid>`` runs at
 most once per sender: the key row is inserted in the *same transaction* as the change,

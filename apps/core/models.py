@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 
 class BaseModel(models.Model):
-    """Abstract base: creation and update times on every row (STYLE R10)."""
+    """Abstract base: creation and update times on every row (conventions R10)."""
 
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)

@@ -1,4 +1,4 @@
-"""The one visibility rule: who sees which part of the region tree (STYLE R9).
+"""The one visibility rule: who sees which part of the region tree (conventions R9).
 
 A user's *scope* is a set of region paths (materialised paths such as
 ``/xixian/fengdong/``); they see and touch an object iff its region path starts with

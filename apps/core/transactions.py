@@ -1,4 +1,4 @@
-"""On-commit helpers: side effects never see a row that was rolled back (STYLE R2)."""
+"""On-commit helpers: side effects never see a row that was rolled back (conventions R2)."""
 
 from __future__ import annotations
 

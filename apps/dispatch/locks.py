@@ -1,5 +1,5 @@
 """Row locks of dispatch, always taken in one order: incident, then task(s) by pk, then
-command post (STYLE R3).
+command post (conventions R3).
 
 The incident comes first because every task write also writes the incident (timeline,
 ``in_progress``, loop): two responders of two teams acting on one incident serialise on

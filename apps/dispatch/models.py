@@ -1,6 +1,6 @@
 """Departments, teams and responders; dispatch tasks and their timeline; positions.
 
-DispatchTask (派单, one team on one incident), DESIGN.md section 3:
+DispatchTask (派单, one team on one incident), docs/architecture.md section 3:
 dispatched → accepted | declined (reason) | expired → en_route → on_scene → completed →
 verified | returned (重办, back to on_scene); cancelled from any live state.
 Every transition stores its time and actor: these times are the "first-time" KPIs.
@@ -344,7 +344,7 @@ class DispatchTask(BaseModel):
 
 
 class TaskEvent(models.Model):
-    """One line of a task's timeline. Append-only (STYLE R11)."""
+    """One line of a task's timeline. Append-only (conventions R11)."""
 
     task = models.ForeignKey(
         DispatchTask, verbose_name=_("task"), on_delete=models.CASCADE, related_name="events"

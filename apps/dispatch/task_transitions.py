@@ -1,4 +1,4 @@
-"""The one table of dispatch-task transitions (DESIGN.md section 3).
+"""The one table of dispatch-task transitions (docs/architecture.md section 3).
 
 Every task service looks its action up here after locking the incident and the task;
 nothing else decides which status may follow which. Actions that leave the status alone
@@ -17,14 +17,14 @@ for services, API (``allowed_actions`` in the task output) and admin alike.
 
 Decisions (documented here because the table is the contract):
 
-- **returned is a live status** (重办). DESIGN says "returned (back to on_scene)"; rather
+- **returned is a live status** (重办). The first design said "returned (back to on_scene)"; rather
   than bouncing through two statuses in one step, a returned task *stays* ``returned``
   (so the board sees "rework ordered" until the team reacts) and ``en_route``,
   ``on_scene`` and ``complete`` proceed from it again. ``returned_at``/``return_reason``
   record the last return; every return is also a TaskEvent.
 - **on_scene straight from accepted**: a grid worker or a team already at the place
   does not travel; forcing a fake ``en_route`` would fake the KPI instead.
-- **cancel from every live status**, ``completed`` included (DESIGN: "cancelled from any
+- **cancel from every live status**, ``completed`` included (the first design: "cancelled from any
   live state"): e.g. the incident turned out to be a duplicate before verification.
   The result text stays on the row.
 - **ack_delivery from every status**: a phone acknowledging the push late (after an

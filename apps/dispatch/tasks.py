@@ -1,4 +1,4 @@
-"""Periodic track housekeeping: thin old chunks, delete expired ones (STYLE R5).
+"""Periodic track housekeeping: thin old chunks, delete expired ones (conventions R5).
 
 Both tasks take no arguments (the cutoffs come from settings at run time), call one
 service, and are idempotent: a second run, a redelivered message or two workers running

@@ -1,4 +1,4 @@
-"""Row locks, always taken in the same order: incident, then report (STYLE R3)."""
+"""Row locks, always taken in the same order: incident, then report (conventions R3)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Incidents, their category taxonomy and append-only timeline; citizen reports and photos.
 
-State machines (DESIGN.md section 3):
+State machines (docs/architecture.md section 3):
 
 - Incident: reported → accepted → in_progress → resolved → closed; side exits rejected
   and merged; closed → in_progress on failed verification (reopen).
@@ -299,7 +299,7 @@ class IncidentEventKind(models.TextChoices):
 
 
 class IncidentEvent(models.Model):
-    """One line of an incident's timeline: who did what, when. Append-only (STYLE R11)."""
+    """One line of an incident's timeline: who did what, when. Append-only (conventions R11)."""
 
     Kind = IncidentEventKind
 

@@ -1,4 +1,4 @@
-"""Signals: cache invalidation only (STYLE section 3)."""
+"""Signals: cache invalidation only (conventions, Layers)."""
 
 from __future__ import annotations
 

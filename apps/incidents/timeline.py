@@ -1,4 +1,4 @@
-"""The append-only incident timeline (STYLE R11): rows are only ever inserted."""
+"""The append-only incident timeline (conventions R11): rows are only ever inserted."""
 
 from __future__ import annotations
 

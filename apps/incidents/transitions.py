@@ -1,4 +1,4 @@
-"""The one table of incident transitions (DESIGN.md section 3).
+"""The one table of incident transitions (docs/architecture.md section 3).
 
 Every incident service looks its action up here after locking the row; nothing else
 decides which status may follow which. Actions without a target status (classify,

@@ -1,6 +1,6 @@
 """Command-centre admin: the outbox (read-only) and people's notification preferences.
 
-Scoped like everything else (STYLE R9): a non-superuser sees messages to people they
+Scoped like everything else (conventions R9): a non-superuser sees messages to people they
 may see (``accounts.selectors.user_list_visible``) and topic messages of regions in
 their scope. The outbox is never edited by hand: rows are the record of what was sent.
 """

@@ -1,6 +1,6 @@
 """Who is on duty: asked of the app that knows (dispatch), without importing it.
 
-Notifications sit below dispatch in the layers (DESIGN.md section 2), so dispatch
+Notifications sit below dispatch in the layers (docs/architecture.md section 2), so dispatch
 registers a provider in its ``AppConfig.ready()``::
 
     register_on_duty_provider(members_on_duty)

@@ -1,4 +1,4 @@
-"""Error codes of the notifications app (STYLE R8). Stable API: add, never rename."""
+"""Error codes of the notifications app (conventions R8). Stable API: add, never rename."""
 
 from __future__ import annotations
 

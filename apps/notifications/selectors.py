@@ -1,4 +1,4 @@
-"""Reads of the notifications app (STYLE section 3)."""
+"""Reads of the notifications app (conventions, Layers)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Writes of the notifications app: the outbox, receipts and preferences (STYLE R1, R2).
+"""Writes of the notifications app: the outbox, receipts and preferences (conventions R1, R2).
 
 The ``notify_*`` functions are what other apps call. They write outbox rows **inside the
 caller's transaction** and enqueue delivery only after it commits

@@ -1,4 +1,4 @@
-"""Celery tasks of the outbox: thin, id-based, idempotent (STYLE R5).
+"""Celery tasks of the outbox: thin, id-based, idempotent (conventions R5).
 
 Each calls one service in ``apps.notifications.delivery``; the claim and the fenced
 outcome make a redelivered message, a duplicate enqueue or two workers harmless, and

@@ -1,6 +1,6 @@
 """Domain events: the outbox every realtime stream is served and replayed from.
 
-A departure from STYLE.md ("realtime has no models"), required by issue 5: delivery must
+A departure from the first plan ("realtime has no models"), on purpose: delivery must
 not depend on a socket having been open, so every change a client must see is written as
 an :class:`Event` row *in the transaction of the change* and only published after commit.
 A client that reconnects reads what it missed from this table.
@@ -49,7 +49,7 @@ class StreamCounter(models.Model):
 
 
 class Event(models.Model):
-    """One change a client must see, numbered within its stream. Append-only (STYLE R11).
+    """One change a client must see, numbered within its stream. Append-only (conventions R11).
 
     ``payload`` is the ``data`` of the frame sent to clients; its shape is a TypedDict of
     the emitting app, named by ``kind`` (``incident.accepted``, ``task.dispatched`` ...).

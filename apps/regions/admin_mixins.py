@@ -1,4 +1,4 @@
-"""Region scoping for Django admin classes (the admin side of STYLE R9).
+"""Region scoping for Django admin classes (the admin side of conventions R9).
 
 Usage — put the mixin first and name the path of the object's region::
 

@@ -1,4 +1,4 @@
-"""Machine-readable error codes of the regions app (STYLE R8).
+"""Machine-readable error codes of the regions app (conventions R8).
 
 Codes are stable API: the mobile app branches on them. An unknown or out-of-scope
 region is the core ``not_found`` on purpose: a separate code would tell a user that a

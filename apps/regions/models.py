@@ -3,7 +3,7 @@
 Parent FK plus a materialised ``path`` of codes (``/xixian/fengdong/fd-sanqiao/``):
 subtree queries are one indexed ``path LIKE 'prefix%'`` and the scope rule
 (``apps.core.scoping``) needs nothing else. django-mptt is unmaintained and the tree
-is small and rarely edited, so no tree library (STYLE section 2).
+is small and rarely edited, so no tree library (docs/architecture.md section 2).
 """
 
 from __future__ import annotations

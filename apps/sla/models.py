@@ -1,4 +1,4 @@
-"""SLA policies, clocks, pauses and the escalation log (DESIGN.md section 4, STYLE R4, R11).
+"""SLA policies, clocks, pauses and the escalation log (docs/architecture.md section 4).
 
 - :class:`SlaPolicy` (+ :class:`SlaLadderStep`): admin-editable data. A kind of obligation,
   optionally narrowed to a category, a severity and a loop, gives a duration (and an
@@ -31,7 +31,7 @@ from apps.core.scoping import restrict
 
 
 class SlaKind(models.TextChoices):
-    """The obligations that have clocks (DESIGN.md section 4)."""
+    """The obligations that have clocks (docs/architecture.md section 4)."""
 
     REPORT_TRIAGE = "report_triage", _("Triage of a citizen report")
     DISPATCH = "dispatch", _("Dispatch of an accepted incident")
@@ -413,7 +413,7 @@ class SlaPause(BaseModel):
 class Escalation(models.Model):
     """One thing the sweeper did for a clock: a target miss, a breach or a ladder step.
 
-    Append-only (STYLE R11). ``scheduled_at`` is when it was due and ``at`` when it ran,
+    Append-only (conventions R11). ``scheduled_at`` is when it was due and ``at`` when it ran,
     so lateness is ``at - scheduled_at``. ``recipients`` are the user ids told;
     ``actions`` what was done (supervised, loop raised, task expired, team proposed…).
     Unique per (clock, kind, step): a step that ran once can never run again.

@@ -1,4 +1,4 @@
-"""Cache invalidation only (STYLE section 3): a policy or ladder edit reaches every process."""
+"""Cache invalidation only (conventions, Layers): a policy or ladder edit reaches every process."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The sweep task beat sends every ``SLA_SWEEP_INTERVAL_SECONDS`` (STYLE R4, R5).
+"""The sweep task beat sends every ``SLA_SWEEP_INTERVAL_SECONDS`` (conventions R4, R5).
 
 No arguments, one service call, idempotent: a second copy, a redelivered message or two
 workers at once escalate nothing twice (``apps.sla.services.sweep``). Not ``acks_late``:

@@ -1,7 +1,7 @@
 """Every task action from every status: allowed ones move, the others are refused.
 
 The expected matrix is written out here independently of ``task_transitions.TRANSITIONS``
-(DESIGN.md section 3 plus the documented decisions), so a change to the table that the
+(docs/architecture.md section 3 plus the documented decisions), so a change to the table that the
 design did not ask for fails here.
 """
 

@@ -1,4 +1,4 @@
-"""Task pushes wired into dispatch, and the app's receipt of them (issue 5 items 6-7)."""
+"""Task pushes wired into dispatch, and the app's receipt of them ."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Base settings: everything lives here and is driven by the environment (STYLE R13).
+"""Base settings: everything lives here and is driven by the environment (conventions R13).
 
 ``local``, ``test`` and ``production`` override a handful of keys. Every variable read
 here is listed in ``.env.example``. With no environment at all the project runs on the
@@ -144,7 +144,7 @@ if REDIS_URL:
         }
     }
     # The pub/sub layer: measured far lower tail latency than the list-based core layer
-    # for targeted sends (issue 5 benchmarks it). Pool size is explicit, not the
+    # for targeted sends (the realtime benchmark measures it). Pool size is explicit, not the
     # asyncio default of 100 that failed handshakes in a reconnect storm.
     CHANNEL_LAYERS = {
         "default": {

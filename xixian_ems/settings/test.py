@@ -56,7 +56,7 @@ else:
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:", "TEST": {}}
     }
 
-# Unit tests stay in-process and fast (STYLE R14); service tests opt into Redis explicitly.
+# Unit tests stay in-process and fast (conventions R14); service tests opt into Redis explicitly.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 CELERY_BROKER_URL = "memory://"

@@ -1,4 +1,4 @@
-"""Input and output shapes of the accounts API (plain serializers, STYLE R7)."""
+"""Input and output shapes of the accounts API (plain serializers, conventions R7)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Accounts API: staff and phone login, token rotation and revocation, me, devices.
 
-Views parse input, call one service or selector and serialise the result (STYLE R7).
+Views parse input, call one service or selector and serialise the result (conventions R7).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Dispatch-task API: operators dispatch and direct, responders work their tasks.
 
-Views parse input, call one selector or service and serialise the result (STYLE R7).
+Views parse input, call one selector or service and serialise the result (conventions R7).
 Access (``apps.dispatch.selectors.tasks``): operators of the incident (or the open
 command post) dispatch, cancel, reassign, instruct, verify and return; active members of
 the task's team accept, decline, go en route, arrive, complete and acknowledge the push;

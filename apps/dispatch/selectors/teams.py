@@ -1,4 +1,4 @@
-"""Team reads: scoped lists and details, a responder's own teams (STYLE R3 selectors).
+"""Team reads: scoped lists and details, a responder's own teams (conventions R3 selectors).
 
 Who sees which team: staff and field roles see the teams whose home region lies in their
 scope (``Team.objects.visible_to``); an out-of-scope team answers 404 like an unknown

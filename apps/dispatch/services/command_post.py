@@ -1,4 +1,4 @@
-"""On-site command post (现场指挥部): set up, members, close (STYLE R1-R3, R11).
+"""On-site command post (现场指挥部): set up, members, close (conventions R1-R3, R11).
 
 While a post is open it takes over dispatch of its incident: the task services refuse
 operator actions by anyone but its commander and members (``command_post_in_charge``).

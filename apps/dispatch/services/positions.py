@@ -5,7 +5,7 @@ carries its own time, batches may arrive out of order or twice, and a bad point 
 a clock years off) must not cost the good ones. Positions are durable before the phone
 gets its 2xx, so it may drop its buffer then.
 
-Writes of one batch (STYLE R2/R3), in one transaction, rows always locked in the same
+Writes of one batch (conventions R2/R3), in one transaction, rows always locked in the same
 order — the sender's chunks (by ``bucket_start``), the sender's ``LastPosition``, then
 the team — so two batches of one responder (a retry racing the original, two devices)
 serialise instead of deadlocking, and batches of different responders never wait on

@@ -1,4 +1,4 @@
-"""The incident room (会商): messages with text and/or a photo (STYLE R1, R2).
+"""The incident room (会商): messages with text and/or a photo (conventions R1, R2).
 
 Who may post is the selector's :func:`~apps.dispatch.selectors.tasks.room_can_access`
 (members of teams live on the incident, the open command post, the incident's

@@ -1,4 +1,4 @@
-"""Dispatch-task writes: dispatch, every transition, reassignment (STYLE R1-R3, R11).
+"""Dispatch-task writes: dispatch, every transition, reassignment (conventions R1-R3, R11).
 
 Every transition follows the same steps:
 

@@ -11,7 +11,7 @@ Team status is *derived*, never typed in (except out of service):
 A task that is only ``dispatched`` (not yet accepted) or ``completed`` (awaiting
 verification) does not occupy the team: it may still take another job.
 
-Locks (STYLE R3): the team row first (``select_for_update``), then its members or shift.
+Locks (conventions R3): the team row first (``select_for_update``), then its members or shift.
 The tasks work calls :func:`team_status_refresh` after each task transition, inside its
 own transaction; the team lock serialises it with a responder toggling duty at the same
 moment, so the status always reflects the last committed state of both.

@@ -1,6 +1,6 @@
 """Staff incident API: list/filter, detail with timeline, create, transitions, sync.
 
-Views parse input, call one selector or service and serialise the result (STYLE R7).
+Views parse input, call one selector or service and serialise the result (conventions R7).
 Access (see ``apps.incidents.selectors.incidents``): staff and field roles read inside
 their scope, operators/commanders/admins covering the incident's region act on it,
 citizens get 403, an incident outside the caller's scope is 404.

@@ -1,6 +1,6 @@
 """Citizen report API: submit (anonymous allowed), SOS, my reports, follow-up by token.
 
-Views parse input, call one service or selector and serialise the result (STYLE R7).
+Views parse input, call one service or selector and serialise the result (conventions R7).
 Every POST honours ``Idempotency-Key``: a phone on a weak network retrying a report
 gets the first answer back and creates nothing new.
 """

@@ -1,4 +1,4 @@
-"""Incident writes: creation and every state transition, each race-safe (STYLE R1-R3).
+"""Incident writes: creation and every state transition, each race-safe (conventions R1-R3).
 
 Every transition follows the same steps:
 
@@ -297,7 +297,7 @@ def incident_reopen(*, incident_id: int, by: Any, reason: str) -> Incident:
 def incident_merge(*, incident_id: int, into_id: int, by: Any) -> Incident:
     """Merge a duplicate into another incident: the duplicate → merged.
 
-    Both rows are locked in primary-key order (STYLE R3), so two operators merging A
+    Both rows are locked in primary-key order (conventions R3), so two operators merging A
     into B and B into A at the same moment cannot deadlock, and the second one finds
     the first one's merge and is refused. The target must be a different, open
     incident (not merged itself, so chains never grow cycles), with the same drill

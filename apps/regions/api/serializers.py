@@ -1,4 +1,4 @@
-"""Region API shapes: plain serializers (STYLE R7), named for the OpenAPI components.
+"""Region API shapes: plain serializers (conventions R7), named for the OpenAPI components.
 
 Views alias them as ``InputSerializer``/``OutputSerializer``; the unique class names keep
 the schema's component names unique.

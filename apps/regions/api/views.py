@@ -1,6 +1,6 @@
 """Region API: the visible tree, a scoped list and detail, and point → street lookup.
 
-Views parse input, call one selector and serialise (STYLE R7). Visibility is the one
+Views parse input, call one selector and serialise (conventions R7). Visibility is the one
 scope rule (``Region.objects.visible_to``): a region outside the caller's scope answers
 404 exactly like an unknown code, so the API never confirms what it will not show.
 """

@@ -1,4 +1,4 @@
-"""Clock writes: start, stop, cancel, restart, pause and resume (STYLE R1-R4).
+"""Clock writes: start, stop, cancel, restart, pause and resume (conventions R1-R4).
 
 The services of the apps above call these inside their own transactions, with their
 subject's row locked (their lock order: subject, then clock), e.g. ``incident_accept``

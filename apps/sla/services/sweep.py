@@ -1,4 +1,4 @@
-"""The sweeper: every target miss, breach and ladder step runs exactly once (STYLE R4).
+"""The sweeper: every target miss, breach and ladder step runs exactly once (conventions R4).
 
 :func:`sla_sweep` is what the Celery beat entry ``sla-sweep`` runs on a worker every
 ``SLA_SWEEP_INTERVAL_SECONDS`` (``apps.sla.tasks``); tests and the benchmark call it
