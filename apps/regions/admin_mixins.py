@@ -12,7 +12,8 @@ What it does for a non-superuser (superusers are never narrowed):
   (``apps.core.scoping.restrict``), so changelists, search and "change" URLs of other
   regions show nothing; opening one redirects to the index like a deleted object.
 * ``formfield_for_foreignkey``: every FK to ``Region`` offers visible regions only, so
-  an object cannot be moved (or created) outside the user's scope.
+  an object cannot be moved (or created) outside the user's scope; in tree order,
+  indented, since community names repeat across streets.
 * ``has_view/change/delete_permission(obj)``: refuse objects outside the scope (403),
   for code paths that bypass ``get_queryset``.
 
@@ -49,6 +50,7 @@ from apps.regions.models import Region, RegionLevel
 # A filter with more choices than this is hidden until a filter above narrows it: a
 # sidebar of every community of the new area (~420) helps nobody.
 REGION_FILTER_MAX_CHOICES = 60
+INACTIVE_LABEL = _("inactive")
 
 
 class RegionLevelFilter(admin.SimpleListFilter):
@@ -94,6 +96,12 @@ class RegionLevelFilter(admin.SimpleListFilter):
             if code:
                 return _visible_path(request, code) or "/-/"  # out of scope: nothing
         return None
+
+
+def region_choice_label(region: Region) -> str:
+    """A region in a select: indented by depth (full-width spaces), inactive marked."""
+    label = "\u3000" * region.depth + region.name_zh
+    return label if region.is_active else f"{label} ({INACTIVE_LABEL})"
 
 
 def _visible_path(request: HttpRequest, code: str) -> str | None:
@@ -158,7 +166,14 @@ class RegionScopedAdminMixin:
     ) -> ModelChoiceField | None:
         if db_field.related_model is Region and not request.user.is_superuser:
             kwargs["queryset"] = Region.objects.visible_to(request.user).order_by("path")
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+        field: ModelChoiceField | None = super().formfield_for_foreignkey(  # type: ignore[misc]
+            db_field, request, **kwargs
+        )
+        if db_field.related_model is Region and field is not None:
+            # Community names repeat across streets (和平社区 is in 三桥 and in 王寺):
+            # in path order, indented by depth, each sits right under its street.
+            field.label_from_instance = region_choice_label  # type: ignore[method-assign]
+        return field
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         allowed: bool = super().has_view_permission(request, obj)  # type: ignore[misc]

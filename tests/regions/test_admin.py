@@ -282,3 +282,24 @@ def test_the_street_filter_lists_a_user_with_two_memberships_there_once(
 
     # then
     assert usernames == ["twice"]
+
+
+def test_region_choices_are_indented_under_their_street(
+    xixian: dict[str, Region], make_user: Any
+) -> None:
+    # given: 和平社区 exists in two streets of 沣东
+    operator = make_user("fd-op", region=xixian["fengdong"], is_staff=True)
+    model_admin = _MembershipAdmin(Membership, admin.site)
+
+    # when
+    field = model_admin.formfield_for_foreignkey(
+        Membership._meta.get_field("region"), _request(operator)
+    )
+    assert field is not None
+    labels = [label for _value, label in field.choices][1:]  # after the empty choice
+
+    # then: path order, each community right under its street, one level deeper
+    sanqiao = labels.index("\u3000\u3000三桥街道")
+    assert labels[sanqiao + 1] == "\u3000\u3000\u3000三桥火车站社区"
+    assert labels.count("\u3000\u3000\u3000和平社区") == 2
+    assert labels[0] == "\u3000沣东新城"
