@@ -11,8 +11,18 @@ from apps.core.models import BaseModel
 
 
 class Role(models.TextChoices):
+    """What a membership lets its holder do in its region.
+
+    The community tier has two people: the community duty officer is an ``operator``
+    membership at the community (社区/村), with an operator's admin pages inside that
+    community; the grid worker (网格员) is ``grid_worker``, a field role of the mobile app
+    (no admin): they read the incidents of their community and its event stream and
+    get its pushes, but they are no team's member, so they are never dispatched.
+    """
+
     CITIZEN = "citizen", _("Citizen")
     RESPONDER = "responder", _("Responder")
+    GRID_WORKER = "grid_worker", _("Grid worker")
     TEAM_LEADER = "team_leader", _("Team leader")
     OPERATOR = "operator", _("Operator / duty officer")
     COMMANDER = "commander", _("Commander")
@@ -23,11 +33,12 @@ class Role(models.TextChoices):
 # Roles that work in the command-centre admin (is_staff follows these memberships).
 STAFF_ROLES = frozenset({Role.OPERATOR, Role.COMMANDER, Role.DEPARTMENT_LIAISON, Role.ADMIN})
 # Roles that work in the field through the mobile app.
-FIELD_ROLES = frozenset({Role.RESPONDER, Role.TEAM_LEADER})
+FIELD_ROLES = frozenset({Role.RESPONDER, Role.TEAM_LEADER, Role.GRID_WORKER})
 # Seniority, for "who may grant what": nobody grants a role above their own.
 ROLE_RANK: dict[str, int] = {
     Role.CITIZEN: 0,
     Role.RESPONDER: 1,
+    Role.GRID_WORKER: 1,
     Role.TEAM_LEADER: 2,
     Role.DEPARTMENT_LIAISON: 3,
     Role.OPERATOR: 3,

@@ -4,6 +4,12 @@ Region scope decides *which rows* a staff member sees (``apps.core.scoping``); t
 groups decide *which admin pages and actions* they get. One group per staff role, named
 by the role value, recreated idempotently after every ``migrate`` so a new model's
 permissions reach the roles without a data migration.
+
+The scope does not depend on the level: an operator membership at a community (the
+community duty officer, 社区值班员) gets the operator's pages, showing that community's
+rows only, and may grant roles up to operator inside it — grid workers, say. Field
+roles (responder, team leader, grid worker) get no group: they work in the mobile app,
+and ``is_staff`` stays off for them.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
@@ -24,11 +25,30 @@ from apps.analytics.intervals import INTERVALS
 from apps.analytics.models import KpiReport
 from apps.analytics.selectors import KpiGroup, kpi_report
 from apps.core.admin_mixins import ReadOnlyAdminMixin
+from apps.core.scoping import scope_for
 from apps.regions.models import Region
 from apps.sla.models import SlaKind
 
-# Regions offered in the picker: new area, new towns and streets (units are too many).
+# Regions always offered in the picker: new area, new towns and streets. Communities
+# (~420) only where they are few: below the chosen street, or the caller's own.
 PICKER_MAX_DEPTH = 2
+
+
+def region_picker_choices(user: Any, chosen_code: str) -> list[tuple[str, str]]:
+    """``(code, indented name)`` of the active regions ``user`` sees down to streets, plus
+    the communities of the chosen street (or of the chosen community's street: pick a
+    street, then one of its communities) and of a community officer's own scope."""
+    visible = Region.objects.visible_to(user).filter(is_active=True)
+    wanted = Q(depth__lte=PICKER_MAX_DEPTH)
+    chosen = visible.filter(code=chosen_code).values_list("path", flat=True).first()
+    if chosen_code and chosen is not None and chosen.count("/") - 2 >= PICKER_MAX_DEPTH:
+        street_path = "/".join(chosen.split("/")[: PICKER_MAX_DEPTH + 2]) + "/"
+        wanted |= Q(path__startswith=street_path)
+    for scope_path in scope_for(user).paths:
+        if scope_path.count("/") - 2 > PICKER_MAX_DEPTH:
+            wanted |= Q(path__startswith=scope_path)
+    regions = visible.filter(wanted).order_by("path").values_list("code", "name_zh", "depth")
+    return [(code, "\u3000" * depth + name) for code, name, depth in regions]
 
 
 def duration_display(seconds: float | None) -> str:
@@ -66,13 +86,7 @@ class KpiReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def report_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        regions = (
-            Region.objects.visible_to(request.user)
-            .filter(depth__lte=PICKER_MAX_DEPTH, is_active=True)
-            .order_by("path")
-            .values_list("code", "name_zh", "depth")
-        )
-        choices = [(code, "\u3000" * depth + name) for code, name, depth in regions]
+        choices = region_picker_choices(request.user, request.GET.get("region", "").strip())
         form = KpiFilterForm(data=request.GET, region_choices=choices)
         report = None
         rows: list[dict[str, Any]] = []

@@ -28,25 +28,48 @@ class RegionAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
         "kind",
         "management",
         "nbs_code",
+        "urban_rural",
         "estimated",
         "is_active",
     )
-    list_filter = ("level", "kind", "management", "estimated", "confidence", "is_active")
-    search_fields = ("name_zh", "name_en", "code", "nbs_code")
+    # The region tree filters (new town → street → community) come first, from the mixin.
+    list_filter = (
+        "level",
+        "kind",
+        "urban_rural",
+        "management",
+        "estimated",
+        "confidence",
+        "is_active",
+        "from_fixture",
+    )
+    search_fields = ("name_zh", "name_en", "nbs_name", "code", "nbs_code")
     ordering = ("path",)  # depth-first: every node right below its parent
-    list_per_page = 200  # the whole Xixian tree (~80 nodes) on one page
-    readonly_fields = ("path", "depth", "created_at", "updated_at")
+    # ~470 nodes with the communities: a page holds a new town's streets or, filtered by
+    # street, the street with all its communities (the largest has 45).
+    list_per_page = 100
+    readonly_fields = ("path", "depth", "from_fixture", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("code", "parent", "name_zh", "name_en", "level", "kind")}),
         (
             _("Administration"),
-            {"fields": ("management", "nbs_code", "legacy_district", "is_active")},
+            {
+                "fields": (
+                    "management",
+                    "nbs_code",
+                    "nbs_name",
+                    "urban_rural",
+                    "source_year",
+                    "legacy_district",
+                    "is_active",
+                )
+            },
         ),
         (
             _("Geometry"),
             {"fields": ("centre_lat", "centre_lng", "estimated", "accuracy_km", "boundary")},
         ),
-        (_("Provenance"), {"fields": ("confidence", "sources", "notes")}),
+        (_("Provenance"), {"fields": ("confidence", "sources", "notes", "from_fixture")}),
         (_("Tree"), {"fields": ("path", "depth", "created_at", "updated_at")}),
     )
 

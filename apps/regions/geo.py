@@ -97,6 +97,14 @@ def boundary_problem(data: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class UnitEntry:
+    """An active community/village with a boundary: the lookup descends into it."""
+
+    region: Region
+    geometry: PreparedGeometry
+
+
+@dataclass(frozen=True)
 class StreetEntry:
     """One active street as the lookup sees it. ``region`` is shared: treat as read-only."""
 
@@ -104,6 +112,8 @@ class StreetEntry:
     ancestors: tuple[Region, ...]
     geometry: PreparedGeometry | None
     centre: tuple[float, float] | None  # (lat, lng)
+    # Its active units that have a boundary (none in the fixture yet), in path order.
+    units: tuple[UnitEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,14 +160,30 @@ def street_index_if_current(generation: str | None) -> StreetIndex | None:
 
 
 def _build_index(generation: str) -> StreetIndex:
-    """1. Read the active root, new towns and streets in one query (path order).
+    """1. Read the active root, new towns and streets, and the active units that have a
+       boundary, in one query (path order). Units without one — all of them until
+       community boundaries are loaded — cost nothing here.
     2. Prepare each boundary once; a prepared ``covers`` is many times faster.
-    3. Resolve each street's ancestors from the same rows via its path.
+    3. Resolve each street's ancestors from the same rows via its path, and hang each
+       unit under its street.
     """
+    from django.db.models import Q
+
     from apps.regions.models import Region, RegionLevel
 
-    rows = list(Region.objects.active().filter(depth__lte=2).order_by("path"))
+    rows = list(
+        Region.objects.active()
+        .filter(Q(depth__lte=2) | Q(level=RegionLevel.UNIT, boundary__isnull=False))
+        .order_by("path")
+    )
     by_path = {row.path: row for row in rows}
+    units: dict[str, list[UnitEntry]] = {}
+    for row in rows:
+        if row.level == RegionLevel.UNIT:
+            geometry = _safe_geometry(row)
+            if geometry is not None:
+                parent_path = row.ancestor_paths[-1]
+                units.setdefault(parent_path, []).append(UnitEntry(row, prep(geometry)))
     areas: list[BaseGeometry] = []
     streets: list[StreetEntry] = []
     for row in rows:
@@ -178,6 +204,7 @@ def _build_index(generation: str) -> StreetIndex:
                 ancestors=tuple(ancestors),
                 geometry=prep(geometry) if geometry is not None else None,
                 centre=centre,
+                units=tuple(units.get(row.path, ())),
             )
         )
     area_geometries = [a for a in areas if a is not None]

@@ -20,7 +20,10 @@ from apps.core.scoping import restrict
 
 
 class RegionLevel(models.TextChoices):
-    """The four tiers of command: 新区 → 新城 → 街道/镇 → 社区/村/企业."""
+    """The four tiers of command: 新区 → 新城 → 街道/镇 → 社区/村/企业.
+
+    ``unit`` is the community tier: 社区 (居委会) and 村 (村委会) from the NBS tables, plus
+    estates and enterprises added by hand. Its value stays ``unit`` (it is API)."""
 
     NEW_AREA = "new_area", _("New area")
     NEW_TOWN = "new_town", _("New town")
@@ -47,6 +50,18 @@ class Management(models.TextChoices):
     DIRECT = "direct", _("Directly managed")
     SHARED_XIANYANG = "shared_xianyang", _("Shared zone, managed by Xianyang")
     HISTORICAL = "historical", _("Historical, no longer managed")
+
+
+class UrbanRural(models.TextChoices):
+    """NBS 城乡分类代码 of a village-level unit (统计用区划代码和城乡划分代码)."""
+
+    MAIN_URBAN = "111", _("111 Main urban area (主城区)")
+    URBAN_FRINGE = "112", _("112 Urban–rural fringe (城乡结合区)")
+    TOWN_CENTRE = "121", _("121 Town centre (镇中心区)")
+    TOWN_FRINGE = "122", _("122 Town–rural fringe (镇乡结合区)")
+    SPECIAL = "123", _("123 Special area (特殊区域)")
+    TOWNSHIP_CENTRE = "210", _("210 Township centre (乡中心区)")
+    VILLAGE = "220", _("220 Village (村庄)")
 
 
 class Confidence(models.TextChoices):
@@ -102,6 +117,7 @@ class Region(BaseModel):
     Kind = RegionKind
     Management = Management
     Confidence = Confidence
+    UrbanRural = UrbanRural
 
     code = models.SlugField(_("code"), max_length=40, unique=True)
     name_zh = models.CharField(_("Chinese name"), max_length=100)
@@ -122,7 +138,29 @@ class Region(BaseModel):
         _("NBS statistical code"),
         max_length=12,
         blank=True,
-        help_text=_("2023 统计用区划代码; streets still sit under their legacy districts."),
+        help_text=_(
+            "统计用区划代码 of the year in source year: 9 digits for a street, 12 for a "
+            "community or village; streets still sit under their legacy districts."
+        ),
+    )
+    nbs_name = models.CharField(
+        _("NBS name"),
+        max_length=100,
+        blank=True,
+        help_text=_("The name in the NBS table, verbatim (e.g. 三桥火车站社区居委会)."),
+    )
+    urban_rural = models.CharField(
+        _("urban–rural class"),
+        max_length=3,
+        blank=True,
+        choices=UrbanRural.choices,
+        help_text=_("NBS 城乡分类代码 of a community or village."),
+    )
+    source_year = models.PositiveSmallIntegerField(
+        _("source year"),
+        null=True,
+        blank=True,
+        help_text=_("Year of the official table the code, name and class come from."),
     )
     legacy_district = models.CharField(_("legacy district"), max_length=20, blank=True)
     management = models.CharField(
@@ -148,6 +186,15 @@ class Region(BaseModel):
     sources = models.JSONField(_("sources"), default=list, blank=True)
     notes = models.TextField(_("notes"), blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    from_fixture = models.BooleanField(
+        _("from the fixture"),
+        default=False,
+        editable=False,
+        help_text=_(
+            "Kept in step with the region fixture by load_regions, which marks it inactive "
+            "(never deletes it) once the fixture drops it. Regions made here are not."
+        ),
+    )
 
     objects = RegionQuerySet.as_manager()
 
@@ -168,6 +215,10 @@ class Region(BaseModel):
             ),
             models.CheckConstraint(
                 condition=Q(confidence__in=Confidence.values), name="regions_region_conf_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(urban_rural="") | Q(urban_rural__in=UrbanRural.values),
+                name="regions_region_urban_rural_valid",
             ),
             # Only the root may lack a parent.
             models.CheckConstraint(

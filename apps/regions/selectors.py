@@ -1,7 +1,8 @@
 """Reads of the region tree: scoped lists, subtrees, breadcrumbs, point → street.
 
-Every function here is one query (or zero, for a warm point lookup). Subtrees and
-ancestors come from ``path`` prefixes, never from walking ``parent`` row by row.
+Every function here is one query (or zero, for a warm point lookup; two for the
+communities of a street). Subtrees and ancestors come from ``path`` prefixes, never from
+walking ``parent`` row by row.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Case, Q, Value, When
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.regions import geo
 from apps.regions.errors import REGION_ERROR_MESSAGES, RegionErrorCode
-from apps.regions.models import Region, RegionQuerySet
+from apps.regions.models import Region, RegionKind, RegionLevel, RegionQuerySet
 
 # --- Tree reads ------------------------------------------------------------------------
 
@@ -120,6 +122,42 @@ def region_tree(user: Any, *, include_inactive: bool = False) -> list[RegionTree
     return roots
 
 
+# --- The communities of a street -----------------------------------------------------------
+
+COMMUNITY_KINDS = (RegionKind.COMMUNITY, RegionKind.VILLAGE)
+COMMUNITY_QUERY_MAX_LENGTH = 50
+
+
+def street_communities(*, street_code: str, q: str = "") -> list[Region]:
+    """The active communities and villages (社区, 村) of an active street, whose name or
+    NBS name contains ``q``: what a reporter or an operator picks from, since reports are
+    routed to the street (communities have no boundaries). Two queries.
+
+    Not scoped: the list is public reference data (the NBS table) and a citizen picks from
+    it too; estates and enterprises, added by hand, are left out. Order: communities, then
+    villages, in NBS code order; units without an NBS code last, by name. An unknown or
+    inactive street, or a code that is not a street → ``not_found``.
+    """
+    street = (
+        Region.objects.filter(code=street_code, level=RegionLevel.STREET)
+        .select_related("parent__parent")  # a street sits at depth 2: its whole chain
+        .first()
+    )
+    chain = [street, street.parent, street.parent.parent] if street and street.parent else []
+    if not chain or not all(region is not None and region.is_active for region in chain):
+        # An inactive ancestor switches its subtree off, as in the tree and the lookup.
+        raise ApplicationError(ErrorCode.NOT_FOUND, status=404)
+    units = Region.objects.active().filter(parent=street, kind__in=COMMUNITY_KINDS)
+    q = q.strip()
+    if q:
+        units = units.filter(Q(name_zh__icontains=q) | Q(nbs_name__icontains=q))
+    return list(
+        units.order_by(
+            Case(When(nbs_code="", then=Value(1)), default=Value(0)), "nbs_code", "name_zh"
+        )
+    )
+
+
 # --- Point → street ----------------------------------------------------------------------
 
 
@@ -127,17 +165,23 @@ class LocateMethod(models.TextChoices):
     """How :func:`locate_point` decided (TextChoices: labelled, and an API enum)."""
 
     BOUNDARY = "boundary", _("Inside the street boundary")
+    COMMUNITY_BOUNDARY = "community_boundary", _("Inside the boundary of one of its communities")
     NEAREST_CENTRE = "nearest_centre", _("Nearest street centre")
 
 
 @dataclass(frozen=True)
 class StreetLocation:
-    """The answer of :func:`locate_point`. Regions are cached instances: read-only."""
+    """The answer of :func:`locate_point`. Regions are cached instances: read-only.
+
+    ``street`` is where a report is routed; ``community`` is the community or village
+    whose boundary covers the point, when one has a boundary (a suggestion for the
+    reporter or operator, who otherwise picks from the street's list)."""
 
     street: Region
     ancestors: tuple[Region, ...]
     method: LocateMethod
     distance_km: float | None  # great-circle distance to the street centre, if it has one
+    community: Region | None = None
 
     @property
     def estimated(self) -> bool:
@@ -154,8 +198,12 @@ def locate_point(lat: float, lng: float, *, index: geo.StreetIndex | None = None
        ``point_outside_area``. The boundary decides; street centres cannot.
     3. The active street whose boundary covers the point (nearest centre breaks ties
        where estimated polygons overlap).
-    4. Otherwise the active street with the nearest centre by great-circle distance; if
+    4. Otherwise the street of the active community whose boundary covers the point: a
+       community's own boundary says more than the nearest street centre.
+    5. Otherwise the active street with the nearest centre by great-circle distance; if
        even that is farther than ``REGION_LOOKUP_MAX_DISTANCE_KM`` → 422 as in step 2.
+    6. Descend: the community of the chosen street whose boundary covers the point, if
+       any (communities have no boundaries yet, so ``None`` until they do).
     """
     problems = geo.coordinate_problems(lat, lng)
     if problems:
@@ -177,7 +225,14 @@ def locate_point(lat: float, lng: float, *, index: geo.StreetIndex | None = None
     ]
     if containing:
         best = min(containing, key=lambda e: (_sort_distance(distance(e)), e.region.path))
-        return StreetLocation(best.region, best.ancestors, LocateMethod.BOUNDARY, distance(best))
+        return _located(best, LocateMethod.BOUNDARY, distance(best), target)
+
+    by_community = [
+        entry for entry in index.streets if _community_covering(entry, target) is not None
+    ]
+    if by_community:
+        best = min(by_community, key=lambda e: (_sort_distance(distance(e)), e.region.path))
+        return _located(best, LocateMethod.COMMUNITY_BOUNDARY, distance(best), target)
 
     measured = [(d, entry) for entry in index.streets if (d := distance(entry)) is not None]
     if not measured:
@@ -185,9 +240,27 @@ def locate_point(lat: float, lng: float, *, index: geo.StreetIndex | None = None
     nearest_km, nearest = min(measured, key=lambda item: (item[0], item[1].region.path))
     if nearest_km > settings.REGION_LOOKUP_MAX_DISTANCE_KM:
         raise _outside(lat, lng)
+    return _located(nearest, LocateMethod.NEAREST_CENTRE, nearest_km, target)
+
+
+def _located(
+    entry: geo.StreetEntry, method: LocateMethod, distance_km: float | None, target: Any
+) -> StreetLocation:
     return StreetLocation(
-        nearest.region, nearest.ancestors, LocateMethod.NEAREST_CENTRE, nearest_km
+        entry.region,
+        entry.ancestors,
+        method,
+        distance_km,
+        community=_community_covering(entry, target),
     )
+
+
+def _community_covering(entry: geo.StreetEntry, target: Any) -> Region | None:
+    """The first (path order) unit of the street whose boundary covers ``target``."""
+    for unit in entry.units:
+        if unit.geometry.covers(target):
+            return unit.region
+    return None
 
 
 def locate_street(lat: float, lng: float) -> Region:

@@ -10,7 +10,10 @@ bare list of nodes is accepted too). Each node::
     level            new_area | new_town | street | unit  (must sit one below the parent)
     kind             new_area | new_town | subdistrict | town | community | village |
                      residential_area | enterprise (must fit the level)
-    nbs_code         NBS 2023 统计用区划代码 or null
+    nbs_code         NBS 统计用区划代码 (9 digits for a street, 12 for a unit) or null
+    nbs_name         the unit's name in the NBS table, verbatim, or null
+    urban_rural      NBS 城乡分类代码 (111 … 220) of a unit, or null
+    source_year      year of the official table code, name and class come from, or null
     legacy_district  the pre-Xixian district the NBS code files it under, or null
     management       direct | shared_xianyang | historical
     centre           {"lat", "lng"} WGS84 or null
@@ -21,6 +24,15 @@ bare list of nodes is accepted too). Each node::
     notes            free text
     is_active        false for history kept for reference (大王街道)
     boundary         GeoJSON Polygon/MultiPolygon (WGS84) or null
+
+The keys from ``nbs_name`` to ``source_year`` came with format ``xixian-regions/2``; a
+node without them loads as before (empty).
+
+A region is never deleted by a load. Codes are what memberships, incidents, clocks,
+event streams (``region.<code>``) and push topics hold, and some of those hold the code
+as text where no foreign key protects it; so a region the *fixture file* no longer has
+is retired (``is_active = false``) instead, whatever references it today, and comes back
+if a later fixture has it again. Regions made in the admin are never touched.
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat, Substr
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.core.errors import ApplicationError
@@ -47,6 +60,7 @@ from apps.regions.models import (
     Management,
     Region,
     RegionLevel,
+    UrbanRural,
 )
 
 CODE_RE = re.compile(r"^[-a-zA-Z0-9_]{1,40}$")
@@ -59,6 +73,9 @@ LOADED_FIELDS = (
     "level",
     "kind",
     "nbs_code",
+    "nbs_name",
+    "urban_rural",
+    "source_year",
     "legacy_district",
     "management",
     "centre_lat",
@@ -70,7 +87,10 @@ LOADED_FIELDS = (
     "notes",
     "is_active",
     "boundary",
+    "from_fixture",
 )
+# Years an official table can have: a typo (22, 20222) must not load silently.
+SOURCE_YEAR_RANGE = (1980, 2100)
 
 
 def default_fixture_path() -> Path:
@@ -81,13 +101,17 @@ class LoadCounts(TypedDict):
     created: int
     updated: int
     unchanged: int
+    retired: int
     total: int
 
 
 def regions_load_fixture(path: Path | None = None) -> dict[str, int]:
-    """Load a region fixture file (default: the committed Xixian tree); see
-    :func:`regions_load`. Used by ``manage.py load_regions`` and the demo seed."""
-    return regions_load(nodes=read_region_fixture(path or default_fixture_path()))
+    """Load a region fixture file (default: the committed Xixian tree) as *the* tree:
+    :func:`regions_load` with ``retire_missing``. Used by ``manage.py load_regions`` and
+    the demo seed."""
+    return regions_load(
+        nodes=read_region_fixture(path or default_fixture_path()), retire_missing=True
+    )
 
 
 def read_region_fixture(path: Path) -> list[dict[str, Any]]:
@@ -103,7 +127,9 @@ def read_region_fixture(path: Path) -> list[dict[str, Any]]:
 
 
 @transaction.atomic
-def regions_load(*, nodes: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+def regions_load(
+    *, nodes: Iterable[Mapping[str, Any]], retire_missing: bool = False
+) -> dict[str, int]:
     """Upsert ``nodes`` by code, parents first, all or nothing; returns the counts.
 
     1. Validate every node against the fixture and the existing tree; collect all
@@ -114,7 +140,10 @@ def regions_load(*, nodes: Iterable[Mapping[str, Any]]) -> dict[str, int]:
        writes nothing (and ``updated_at`` keeps meaning "last real change").
     4. A node whose parent changed moves with its whole subtree: the descendants' paths
        are rewritten in one UPDATE.
-    Nodes in the database but not in the fixture are left alone (admin-made units).
+    5. With ``retire_missing`` (``nodes`` is the whole tree, as a fixture file is): an
+       active region that an earlier load wrote (``from_fixture``) and ``nodes`` lacks
+       is marked inactive in one UPDATE, never deleted (module docstring).
+    Regions made in the admin (``from_fixture`` false) are left alone.
     """
     items = [dict(node) for node in nodes]
     codes = {str(node.get("code")) for node in items}
@@ -125,7 +154,13 @@ def regions_load(*, nodes: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     }
     ordered = _validated(items, known)
 
-    counts: LoadCounts = {"created": 0, "updated": 0, "unchanged": 0, "total": len(ordered)}
+    counts: LoadCounts = {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "retired": 0,
+        "total": len(ordered),
+    }
     for node in ordered:
         parent = known[node["parent"]] if node.get("parent") else None
         values = _model_values(node)
@@ -149,6 +184,12 @@ def regions_load(*, nodes: Iterable[Mapping[str, Any]]) -> dict[str, int]:
         if region.path != old_path:
             _rewrite_subtree(region, old_path, known)
         counts["updated"] += 1
+    if retire_missing:
+        counts["retired"] = (
+            Region.objects.filter(from_fixture=True, is_active=True)
+            .exclude(code__in=codes)
+            .update(is_active=False, updated_at=timezone.now())
+        )
     geo.street_index_invalidate()
     return dict(counts)
 
@@ -175,6 +216,9 @@ def _model_values(node: Mapping[str, Any]) -> dict[str, Any]:
         "level": node["level"],
         "kind": node["kind"],
         "nbs_code": node.get("nbs_code") or "",
+        "nbs_name": node.get("nbs_name") or "",
+        "urban_rural": node.get("urban_rural") or "",
+        "source_year": node.get("source_year"),
         "legacy_district": node.get("legacy_district") or "",
         "management": node.get("management") or Management.DIRECT,
         "centre_lat": float(centre["lat"]) if centre else None,
@@ -186,6 +230,7 @@ def _model_values(node: Mapping[str, Any]) -> dict[str, Any]:
         "notes": node.get("notes") or "",
         "is_active": bool(node.get("is_active", True)),
         "boundary": node.get("boundary"),
+        "from_fixture": True,
     }
 
 
@@ -233,7 +278,21 @@ def _validated(items: list[dict[str, Any]], known: Mapping[str, Region]) -> list
             problem(code, _("Unknown management %(m)r.") % {"m": node.get("management")})
         if node.get("confidence", Confidence.B) not in Confidence.values:
             problem(code, _("Unknown confidence %(c)r.") % {"c": node.get("confidence")})
-        for field, limit in (("nbs_code", 12), ("legacy_district", 20), ("name_en", 100)):
+        if node.get("urban_rural") not in (None, "", *UrbanRural.values):
+            problem(code, _("Unknown urban–rural class %(c)r.") % {"c": node.get("urban_rural")})
+        year = node.get("source_year")
+        if year is not None and (
+            isinstance(year, bool)
+            or not isinstance(year, int)
+            or not SOURCE_YEAR_RANGE[0] <= year <= SOURCE_YEAR_RANGE[1]
+        ):
+            problem(code, _("source_year must be a year (an integer) or null."))
+        for field, limit in (
+            ("nbs_code", 12),
+            ("nbs_name", 100),
+            ("legacy_district", 20),
+            ("name_en", 100),
+        ):
             value = node.get(field)
             if value is not None and (not isinstance(value, str) or len(value) > limit):
                 problem(

@@ -40,10 +40,21 @@ def test_seed_demo_creates_the_cast_and_prints_how_to_log_in() -> None:
     assert Membership.objects.get(user__username="liaison-xixian").region.code == "xixian"
     sanqiao = Membership.objects.filter(region__code="fd-sanqiao")
     assert sorted(sanqiao.values_list("role", flat=True)) == [
+        Role.OPERATOR,
         Role.RESPONDER,
         Role.RESPONDER,
         Role.TEAM_LEADER,
     ]
+    for street in ("sanqiao", "jianzhanglu", "wangsi"):  # the streets of the demo teams
+        officer = User.objects.get(username=f"op-{street}")
+        assert officer.is_staff
+        assert scope_for(officer).paths == (f"/xixian/fengdong/fd-{street}/",)
+    community = "/xixian/fengdong/fd-sanqiao/fd-sanqiao-u01/"
+    assert scope_for(User.objects.get(username="op-sanqiao-hcz")).paths == (community,)
+    grid_worker = User.objects.get(phone="+8613800000031")
+    assert not grid_worker.is_staff
+    assert grid_worker.memberships.get().role == Role.GRID_WORKER
+    assert scope_for(grid_worker).paths == (community,)
     citizen = User.objects.get(phone="+8613900000001")
     assert not citizen.memberships.exists()
     assert not citizen.has_usable_password()

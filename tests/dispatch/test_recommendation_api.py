@@ -133,3 +133,32 @@ def test_the_endpoint_runs_a_constant_number_of_queries(
     client = client_for(operator)
     with django_assert_num_queries(5):
         assert len(client.get(url(flood)).json()["results"]) == 5
+
+
+def test_a_client_dispatches_with_only_what_the_api_answered(
+    tree: TwoTowns, flood: Incident
+) -> None:
+    # given: two teams; the client knows nothing but the incident id and its login
+    pumping_team(tree, "pump-near", 1.0)
+    pumping_team(tree, "pump-far", 5.0)
+    client = client_for(StaffUserFactory(region=tree.fengdong))
+    flood.status = Incident.Status.ACCEPTED
+    flood.save(update_fields=["status"])
+
+    # when: the best recommendation and the far team read from the team detail
+    recommended = client.get(url(flood)).json()["results"][0]["team"]
+    detail = client.get(reverse("v1:team", kwargs={"code": "pump-far"})).json()
+    listed = client.get(reverse("v1:teams")).json()["results"]
+    response = client.post(
+        reverse("v1:incident-dispatch", kwargs={"incident_id": flood.pk}),
+        {"team_ids": [recommended["id"], detail["id"]]},
+        format="json",
+    )
+
+    # then: the teams dispatched are the ones the answers named, and the list agrees
+    assert response.status_code == 201, response.json()
+    assert [task["team"]["code"] for task in response.json()] == ["pump-near", "pump-far"]
+    assert {row["code"]: row["id"] for row in listed} == {
+        "pump-near": recommended["id"],
+        "pump-far": detail["id"],
+    }

@@ -7,9 +7,14 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from apps.accounts.models import Role, User
 from apps.dispatch.models import Department, Team, TeamMember, TeamStatus
 from apps.incidents.models import Category
 from apps.incidents.taxonomy import categories_load_fixture
+from apps.regions.models import Region
+from apps.sla.models import Audience
+from apps.sla.recipients import recipients_for
+from tests.factories.sla import SlaClockFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +72,27 @@ def test_the_demo_teams_are_seeded_idempotently() -> None:
     assert Team.objects.get(code="fd-fire-station").kind == Team.Kind.FIRE
     assert Team.objects.count() == 3
     assert TeamMember.objects.count() == 6
+
+
+def test_every_demo_street_has_a_duty_officer_whom_street_escalation_reaches() -> None:
+    # given: the demo cast and teams
+    call_command("seed_demo", force=True, stdout=StringIO())
+    categories_load_fixture()
+    call_command("seed_dispatch_demo", force=True, stdout=StringIO())
+    streets = {team.home_region for team in Team.objects.select_related("home_region")}
+
+    # when: a clock runs at each street, and one at a community of 三桥
+    community = Region.objects.get(code="fd-sanqiao-u01")
+    reached = {
+        region.code: recipients_for(SlaClockFactory(region=region), [Audience.STREET_DUTY])
+        for region in [*streets, community]
+    }
+
+    # then: the street's duty officer, an operator at the street, for each
+    assert {region.code for region in streets} == {"fd-sanqiao", "fd-jianzhanglu", "fd-wangsi"}
+    for code, audiences in reached.items():
+        (user_id,) = audiences[Audience.STREET_DUTY]
+        officer = User.objects.get(pk=user_id)
+        street = code.removesuffix("-u01")
+        assert officer.memberships.get().region.code == street, code
+        assert officer.memberships.get().role == Role.OPERATOR

@@ -37,21 +37,81 @@ def _listed_codes(response: Any) -> set[str]:
     return {region.code for region in response.context["cl"].result_list}
 
 
-def test_a_superuser_sees_the_whole_tree_indented_by_depth(
+def test_a_superuser_pages_through_the_whole_tree_indented_by_depth(
     xixian: dict[str, Region], make_user: Any, client: Client
 ) -> None:
     # given
     client.force_login(make_user("root", is_superuser=True))
 
     # when
-    response = client.get(CHANGELIST)
+    first = client.get(CHANGELIST)
+
+    # then: path order, 100 a page, every region on some page
+    assert first.status_code == 200
+    changelist = first.context["cl"]
+    assert changelist.result_count == len(xixian) == 472
+    listed = [region.code for region in changelist.result_list]
+    assert listed[:3] == ["xixian", "fengdong", "fd-doumen"]
+    assert len(listed) == 100
+    html = first.content.decode()
+    assert '<span style="padding-left:0.0em">陕西西咸新区</span>' in html
+    assert '<span style="padding-left:3.0em">斗门街道</span>' in html
+
+
+def test_the_street_filter_shows_a_street_with_its_communities(
+    xixian: dict[str, Region], make_user: Any, client: Client
+) -> None:
+    # given
+    client.force_login(make_user("root", is_superuser=True))
+
+    # when
+    response = client.get(CHANGELIST, {"in_street": "fx-mawang"})
 
     # then
-    assert response.status_code == 200
-    assert _listed_codes(response) == set(xixian)
-    html = response.content.decode()
-    assert '<span style="padding-left:4.5em">马王村</span>' in html
-    assert '<span style="padding-left:0.0em">陕西西咸新区</span>' in html
+    assert _listed_codes(response) == {
+        code
+        for code, region in xixian.items()
+        if region.path.startswith("/xixian/fengxi/fx-mawang/")
+    }
+    assert '<span style="padding-left:4.5em">马王村</span>' in response.content.decode()
+
+
+def _filter_choices(response: Any, parameter: str) -> list[str]:
+    """The choices a sidebar filter shows (none: Django leaves the filter out)."""
+    specs = response.context["cl"].filter_specs
+    shown = [f for f in specs if getattr(f, "parameter_name", None) == parameter]
+    return [code for spec in shown for code, _name in spec.lookup_choices]
+
+
+def test_the_tree_filters_list_what_is_in_scope_narrowed_by_the_level_above(
+    fengxi_staff: Client, xixian: dict[str, Region]
+) -> None:
+    # when
+    plain = fengxi_staff.get(CHANGELIST)
+    in_mawang = fengxi_staff.get(CHANGELIST, {"in_street": "fx-mawang"})
+    outside = fengxi_staff.get(CHANGELIST, {"in_street": "fd-sanqiao"})
+
+    # then: the new town and streets of 沣西 only; a chosen street narrows the communities
+    assert _filter_choices(plain, "in_new_town") == ["fengxi"]
+    assert _filter_choices(plain, "in_street") == [
+        "fx-chenyangzhai",
+        "fx-diaotai",
+        "fx-gaoqiao",
+        "fx-mawang",
+    ]
+    assert len(_filter_choices(plain, "in_community")) == 20 + 9 + 14 + 9  # active, 沣西
+    assert len(_filter_choices(in_mawang, "in_community")) == 9
+    assert _listed_codes(outside) == set()
+
+
+def test_the_community_filter_waits_for_a_street_when_there_are_hundreds(
+    xixian: dict[str, Region], make_user: Any, client: Client
+) -> None:
+    client.force_login(make_user("root", is_superuser=True))
+    assert _filter_choices(client.get(CHANGELIST), "in_community") == []
+    chosen = client.get(CHANGELIST, {"in_community": "fd-sanqiao-u01"})
+    assert _filter_choices(chosen, "in_community") == ["fd-sanqiao-u01"]
+    assert _listed_codes(chosen) == {"fd-sanqiao-u01"}
 
 
 def test_a_fengxi_operator_lists_no_fengdong_rows(
@@ -197,3 +257,49 @@ def test_the_mixin_offers_only_visible_regions_in_foreign_keys(
     assert codes == set(
         Region.objects.filter(path__startswith="/xixian/fengxi/").values_list("code", flat=True)
     )
+
+
+def test_the_street_filter_lists_a_user_with_two_memberships_there_once(
+    xixian: dict[str, Region], make_user: Any
+) -> None:
+    # given: a responder in two communities of 马王, and one elsewhere
+    twice = make_user("twice", region=xixian["fx-mawang-u01"], role=Membership.Role.RESPONDER)
+    Membership.objects.create(user=twice, region=xixian["fx-mawang-u02"], role="responder")
+    make_user("elsewhere", region=xixian["fx-diaotai"], role=Membership.Role.RESPONDER)
+    root = make_user("root", is_superuser=True)
+    model_admin = _UserAdmin(User, admin.site)
+    request = RequestFactory().get("/admin/", {"in_street": "fx-mawang"})
+    request.user = root
+    (street_filter,) = [
+        f
+        for f in model_admin.get_list_filter(request)
+        if getattr(f, "parameter_name", None) == "in_street"
+    ]
+
+    # when
+    spec = street_filter(request, {"in_street": ["fx-mawang"]}, User, model_admin)
+    usernames = list(spec.queryset(request, User.objects.all()).values_list("username", flat=True))
+
+    # then
+    assert usernames == ["twice"]
+
+
+def test_region_choices_are_indented_under_their_street(
+    xixian: dict[str, Region], make_user: Any
+) -> None:
+    # given: 和平社区 exists in two streets of 沣东
+    operator = make_user("fd-op", region=xixian["fengdong"], is_staff=True)
+    model_admin = _MembershipAdmin(Membership, admin.site)
+
+    # when
+    field = model_admin.formfield_for_foreignkey(
+        Membership._meta.get_field("region"), _request(operator)
+    )
+    assert field is not None
+    labels = [label for _value, label in field.choices][1:]  # after the empty choice
+
+    # then: path order, each community right under its street, one level deeper
+    sanqiao = labels.index("\u3000\u3000三桥街道")
+    assert labels[sanqiao + 1] == "\u3000\u3000\u3000三桥火车站社区"
+    assert labels.count("\u3000\u3000\u3000和平社区") == 2
+    assert labels[0] == "\u3000沣东新城"

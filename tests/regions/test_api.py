@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
 from apps.regions.models import Region
+from tests.factories.regions import square_boundary
 from tests.regions.conftest import BEIJING, BELL_TOWER, SANQIAO_CENTRE
 
 pytestmark = pytest.mark.django_db
@@ -21,6 +22,10 @@ LOOKUP = reverse("v1:regions-lookup")
 
 def detail(code: str) -> str:
     return reverse("v1:regions-detail", kwargs={"code": code})
+
+
+def communities(code: str) -> str:
+    return reverse("v1:regions-communities", kwargs={"code": code})
 
 
 @pytest.fixture
@@ -129,6 +134,12 @@ def test_the_list_is_cursor_paginated(fengxi_operator: APIClient) -> None:
         ({"level": "street", "is_active": "false"}, {"hist-dawang"}),
         ({"parent": "hist-dawang"}, {"hist-dawang-u01"}),
         ({"parent": "fd-wangsi"}, set()),  # outside the scope: filtered away, not leaked
+        (
+            {"parent": "fx-mawang", "level": "unit", "q": "泥河"},
+            {"fx-mawang-u12", "fx-mawang-u13", "fx-mawang-u17"},
+        ),
+        ({"q": "西张一"}, {"fd-shanglin-u01"}),
+        ({"q": "三桥"}, set()),  # 三桥 is 沣东's
     ],
 )
 def test_the_list_filters_stay_inside_the_scope(
@@ -155,7 +166,7 @@ def test_the_detail_carries_the_breadcrumb_root_first(fengxi_operator: APIClient
     body = response.json()
     assert body["name_zh"] == "马王村"
     assert [a["code"] for a in body["ancestors"]] == ["xixian", "fengxi", "fx-mawang"]
-    assert body["sources"] == ["S26"]
+    assert body["sources"] == ["NBS2022", "S26"]
 
 
 def test_the_root_detail_shows_its_estimated_boundary(
@@ -248,10 +259,120 @@ def test_lookup_is_throttled_with_its_own_scope(
     assert fengxi_operator.get(LOOKUP, point).json()["code"] == "rate_limited"
 
 
-@pytest.mark.parametrize("url", [TREE, LIST, LOOKUP, detail("fengxi")])
+@pytest.mark.parametrize("url", [TREE, LIST, LOOKUP, detail("fengxi"), communities("fx-mawang")])
 def test_anonymous_requests_are_refused_with_the_envelope(
     xixian: dict[str, Region], api_client: APIClient, url: str
 ) -> None:
     response = api_client.get(url, {"lat": 34.3, "lng": 108.8})
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
+
+
+# --- communities of a street -----------------------------------------------------------------
+
+
+def test_anyone_logged_in_reads_a_streets_communities_then_villages_in_nbs_order(
+    xixian: dict[str, Region], make_user: Any, api_client: APIClient, django_assert_num_queries: Any
+) -> None:
+    # given: a citizen (no membership, no scope): the list is public reference data
+    api_client.force_authenticate(make_user("citizen"))
+
+    # when
+    with django_assert_num_queries(2):  # the street with its chain, its units
+        response = api_client.get(communities("fd-sanqiao"))
+
+    # then
+    assert response.status_code == 200
+    rows = response.json()
+    assert len(rows) == 45
+    assert rows[0] == {
+        "code": "fd-sanqiao-u01",
+        "name_zh": "三桥火车站社区",
+        "name_en": "",
+        "kind": "community",
+        "nbs_code": "610112002001",
+        "nbs_name": "三桥火车站社区居委会",
+        "urban_rural": "111",
+        "source_year": 2022,
+        "centre": None,
+    }
+    kinds = [row["kind"] for row in rows]
+    assert kinds == sorted(kinds)  # "community" before "village"
+    assert [row["nbs_code"] for row in rows] == sorted(row["nbs_code"] for row in rows)
+
+
+def test_the_communities_are_searchable_by_name_or_nbs_name(
+    fengxi_operator: APIClient,
+) -> None:
+    by_name = fengxi_operator.get(communities("fx-mawang"), {"q": "泥河"}).json()
+    by_nbs_name = fengxi_operator.get(communities("fx-mawang"), {"q": "村委会"}).json()
+    # the inactive 大泥河村/小泥河村 of the research are not offered
+    assert [row["name_zh"] for row in by_name] == ["新泥河村"]
+    assert {row["name_zh"] for row in by_nbs_name} == {
+        "客省庄村",
+        "新旺村",
+        "大原村",
+        "新庄村",
+        "沙河村",
+    }
+
+
+def test_estates_are_not_communities(fengxi_operator: APIClient) -> None:
+    rows = fengxi_operator.get(communities("kg-dizhang")).json()
+    assert len(rows) == 9
+    assert {row["kind"] for row in rows} == {"community", "village"}
+
+
+@pytest.mark.parametrize("code", ["nowhere", "hist-dawang", "fengxi", "fx-mawang-u01"])
+def test_only_an_active_street_has_communities(fengxi_operator: APIClient, code: str) -> None:
+    response = fengxi_operator.get(communities(code))
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_a_street_without_communities_yet_answers_an_empty_list(
+    fengxi_operator: APIClient,
+) -> None:
+    # 沣京街道 is newer than the NBS tables
+    assert fengxi_operator.get(communities("fd-fengjing")).json() == []
+
+
+def test_a_too_long_query_is_invalid(fengxi_operator: APIClient) -> None:
+    response = fengxi_operator.get(communities("fx-mawang"), {"q": "村" * 51})
+    assert response.status_code == 400
+    assert "q" in response.json()["extra"]["fields"]
+
+
+def test_the_list_and_detail_carry_the_nbs_name_class_and_year(
+    fengxi_operator: APIClient,
+) -> None:
+    body = fengxi_operator.get(detail("fd-shanglin-u01")).json()
+    assert (body["nbs_code"], body["nbs_name"]) == ("610402008203", "西张一村委会")
+    assert (body["urban_rural"], body["source_year"]) == ("111", 2022)
+    street = fengxi_operator.get(detail("fx-diaotai")).json()
+    assert (street["nbs_code"], street["urban_rural"], street["source_year"]) == (
+        "610402008",
+        "",
+        2023,
+    )
+
+
+def test_lookup_names_the_community_when_one_has_a_boundary(
+    xixian: dict[str, Region], make_user: Any, api_client: APIClient
+) -> None:
+    # given: a synthetic boundary on one of 三桥's communities, around the street centre
+    unit = xixian["fd-sanqiao-u07"]
+    unit.boundary = square_boundary(SANQIAO_CENTRE[0], SANQIAO_CENTRE[1], 0.002)
+    unit.save(update_fields=["boundary"])
+    api_client.force_authenticate(make_user("citizen"))
+
+    # when
+    inside = api_client.get(LOOKUP, {"lat": SANQIAO_CENTRE[0], "lng": SANQIAO_CENTRE[1]})
+    outside = api_client.get(LOOKUP, {"lat": 34.27, "lng": 108.85})
+
+    # then: routed to the street either way
+    assert inside.json()["street"]["code"] == "fd-sanqiao"
+    assert inside.json()["community"]["code"] == "fd-sanqiao-u07"
+    assert inside.json()["community"]["path"] == unit.path
+    assert outside.json()["street"]["code"] == "fd-sanqiao"
+    assert outside.json()["community"] is None

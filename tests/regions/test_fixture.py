@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from io import StringIO
 from pathlib import Path
 from types import ModuleType
@@ -14,10 +15,21 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from shapely.geometry import Point, shape
 
-from apps.regions.models import Management, Region, RegionLevel
+from apps.regions.models import (
+    Confidence,
+    Management,
+    Region,
+    RegionKind,
+    RegionLevel,
+    UrbanRural,
+)
 from tests.regions.conftest import BAOJI, BEIJING, BELL_TOWER
 
 FIXTURE = Path(settings.BASE_DIR) / "fixtures" / "regions" / "xixian.json"
+SOURCE_DIR = FIXTURE.parent / "source"
+HIERARCHY = SOURCE_DIR / "xixian-hierarchy.json"
+COMMUNITIES = SOURCE_DIR / "xixian-communities.json"
+RECONCILIATION = SOURCE_DIR / "unit-reconciliation.json"
 SCRIPT = Path(settings.BASE_DIR) / "scripts" / "build_region_fixture.py"
 
 
@@ -30,6 +42,7 @@ def _script() -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -45,8 +58,8 @@ def test_load_regions_creates_the_tree_then_changes_nothing_on_a_second_run() ->
     call_command("load_regions", str(FIXTURE), stdout=second)
 
     # then
-    assert "76 created, 0 updated, 0 unchanged" in first.getvalue()
-    assert "0 created, 0 updated, 76 unchanged" in second.getvalue()
+    assert "472 created, 0 updated, 0 unchanged, 0 retired" in first.getvalue()
+    assert "0 created, 0 updated, 472 unchanged, 0 retired" in second.getvalue()
     assert list(Region.objects.values_list("code", "path", "updated_at")) == snapshot
 
 
@@ -73,23 +86,99 @@ def test_the_fixture_holds_five_new_towns_and_the_nineteen_plus_four_streets(
     assert xixian["fd-sanqiao"].nbs_code == "610112002"
 
 
+def _communities_data() -> dict[str, Any]:
+    return json.loads(COMMUNITIES.read_text(encoding="utf-8"))
+
+
 @pytest.mark.django_db
-def test_the_village_lists_of_the_research_are_units_of_their_streets(
+def test_every_street_holds_exactly_the_communities_and_villages_of_the_nbs_table(
     xixian: dict[str, Region],
 ) -> None:
-    def names(street: str) -> set[str]:
-        return set(Region.objects.filter(parent=xixian[street]).values_list("name_zh", flat=True))
+    # given: the data file, by street (9-digit street code)
+    data = _communities_data()
+    expected: dict[str, set[str]] = {}
+    for unit in data["units"]:
+        expected.setdefault(unit["street_code"][:9], set()).add(unit["code"])
 
-    assert len(names("fx-mawang")) == 14
-    assert {"马王村", "客省庄村", "沙河村"} <= names("fx-mawang")
-    assert len(names("kg-beidu")) == 13
-    assert len(names("jh-chongwen")) == 8
-    assert names("fd-wangsi") == {"大古城村"}
-    assert Region.objects.filter(level=RegionLevel.UNIT).count() == 46
-    # Units have no coordinates of their own.
-    assert not Region.objects.filter(level=RegionLevel.UNIT, centre_lat__isnull=False).exists()
-    # The units of the historical street are switched off with it.
-    assert not xixian["hist-dawang-u01"].is_active
+    # when: the loaded tree's units with an NBS code of the table's year, by street
+    loaded: dict[str, set[str]] = {}
+    for unit in Region.objects.filter(level=RegionLevel.UNIT, source_year=2022).select_related(
+        "parent"
+    ):
+        loaded.setdefault(unit.parent.nbs_code, set()).add(unit.nbs_code)
+
+    # then: same streets, same units, and the counts of the file's own summary
+    assert loaded == expected
+    assert {s["street_code"][:9]: s["units"] for s in data["meta"]["streets"]} == {
+        street: len(codes) for street, codes in loaded.items()
+    }
+    assert sum(len(codes) for codes in loaded.values()) == 420
+    nbs_units = Region.objects.filter(source_year=2022, level=RegionLevel.UNIT)
+    assert not nbs_units.filter(is_active=False).exists()
+    # NBS: 001-199 are 居委会 (communities), 200-399 村委会 (villages)
+    assert nbs_units.filter(kind=RegionKind.COMMUNITY).count() == 177
+    assert nbs_units.filter(kind=RegionKind.VILLAGE).count() == 243
+
+
+@pytest.mark.django_db
+def test_a_community_carries_its_code_names_level_class_and_year(
+    xixian: dict[str, Region],
+) -> None:
+    station = Region.objects.get(nbs_code="610112002001")
+    assert (station.code, station.path) == (
+        "fd-sanqiao-u01",
+        "/xixian/fengdong/fd-sanqiao/fd-sanqiao-u01/",
+    )
+    assert (station.name_zh, station.nbs_name) == ("三桥火车站社区", "三桥火车站社区居委会")
+    assert (station.level, station.kind) == (RegionLevel.UNIT, RegionKind.COMMUNITY)
+    assert (station.urban_rural, station.source_year) == (UrbanRural.MAIN_URBAN, 2022)
+    assert (station.confidence, station.sources) == (Confidence.A, ["NBS2022"])
+    assert station.from_fixture
+    village = Region.objects.get(nbs_code="610423112207")
+    assert (village.name_zh, village.nbs_name) == ("北丈村", "崇文镇北丈村村民委员会")
+    assert village.kind == RegionKind.VILLAGE
+
+
+@pytest.mark.django_db
+def test_xizhang_yi_cun_is_a_village_of_diaotai_as_nbs_files_it_and_keeps_its_code(
+    xixian: dict[str, Region],
+) -> None:
+    village = xixian["fd-shanglin-u01"]
+    assert village.name_zh == "西张一村"
+    assert village.nbs_code == "610402008203"
+    assert village.path == "/xixian/fengxi/fx-diaotai/fd-shanglin-u01/"
+    assert not Region.objects.filter(parent=xixian["fd-shanglin"], name_zh="西张一村").exists()
+
+
+@pytest.mark.django_db
+def test_the_research_villages_keep_their_codes_and_those_nbs_lacks_are_inactive(
+    xixian: dict[str, Region],
+) -> None:
+    # matched by name: the research's 大古城村 is NBS's 大古城社区 (村改居)
+    assert xixian["fd-wangsi-u01"].nbs_code == "610116005008"
+    assert xixian["fd-wangsi-u01"].name_zh == "大古城社区"
+    assert xixian["fx-mawang-u14"].nbs_code == "610116006213"  # 沙河村
+    assert xixian["jh-chongwen-u07"].nbs_name == "焦村村委会"  # 焦村
+    assert xixian["qh-zhengyang-u01"].nbs_name == "柏家咀村委会"  # 柏家嘴村: listed match
+    # in a street NBS covers, but not in its table: kept, switched off
+    for code in ("fx-mawang-u12", "kg-beidu-u02", "qh-yaodian-u02"):
+        assert not xixian[code].is_active, code
+        assert "not in the NBS 2022 table" in xixian[code].notes
+    # estates are no administrative units: NBS cannot list them, they stay
+    assert xixian["kg-dizhang-u01"].is_active
+    assert not xixian["hist-dawang-u01"].is_active  # with its historical street
+    assert Region.objects.filter(level=RegionLevel.UNIT).count() == 442
+
+
+def test_the_fixture_says_where_the_units_come_from() -> None:
+    meta = json.loads(FIXTURE.read_text(encoding="utf-8"))["meta"]["units"]
+    assert meta["tag"] == "NBS2022"
+    assert meta["year"] == 2022
+    assert meta["confidence"].startswith("A")
+    assert "stats.gov.cn" in meta["source"]
+    assert "沣京街道" in meta["coverage"]
+    assert [c["code"] for c in meta["corrections"]] == ["fd-shanglin-u01", "qh-zhengyang-u01"]
+    assert "../" not in json.dumps(meta)
 
 
 def test_every_coordinate_in_the_fixture_is_marked_as_an_estimate() -> None:
@@ -127,25 +216,62 @@ def test_the_committed_fixture_is_what_the_script_builds(capsys: Any) -> None:
     assert status == 0, capsys.readouterr().err
 
 
-def test_the_script_keeps_existing_unit_codes_when_the_source_is_reordered() -> None:
+def _sources() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    return (
+        json.loads(HIERARCHY.read_text(encoding="utf-8")),
+        _communities_data(),
+        json.loads(RECONCILIATION.read_text(encoding="utf-8")),
+    )
+
+
+def test_the_script_keeps_existing_unit_codes_when_the_sources_are_reordered() -> None:
     # given
     script = _script()
-    source = json.loads(
-        (Path(settings.BASE_DIR) / "fixtures/regions/source/xixian-hierarchy.json").read_text(
-            encoding="utf-8"
-        )
-    )
-    existing = script.load_existing_codes(FIXTURE)
+    source, communities, reconciliation = _sources()
     mawang = next(s for t in source["new_towns"] for s in t["streets"] if s["id"] == "fx-mawang")
     mawang["sample_units"].reverse()
+    communities["units"].reverse()
 
     # when
-    rebuilt = script.build(source, existing)
+    rebuilt = script.build(source, script.load_existing(FIXTURE), communities, reconciliation)
+
+    # then: every node keeps its code (the order of the research's leftovers follows theirs)
+    def codes(nodes: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+        return {(n["parent"], n["name_zh"]): n["code"] for n in nodes}
+
+    assert codes(rebuilt["nodes"]) == codes(_nodes())
+    assert codes(rebuilt["nodes"])[("fx-mawang", "沙河村")] == "fx-mawang-u14"
+
+
+def test_the_script_numbers_a_new_unit_after_the_committed_ones() -> None:
+    # given: NBS adds a community to 三桥街道
+    script = _script()
+    source, communities, reconciliation = _sources()
+    communities["units"].append(
+        {**communities["units"][0], "code": "610112002099", "name_zh": "新设社区居委会"}
+    )
+
+    # when
+    rebuilt = script.build(source, script.load_existing(FIXTURE), communities, reconciliation)
 
     # then
-    codes = {n["name_zh"]: n["code"] for n in rebuilt["nodes"] if n["parent"] == "fx-mawang"}
-    assert codes["马王村"] == "fx-mawang-u01"
-    assert codes["沙河村"] == "fx-mawang-u14"
+    (new,) = [n for n in rebuilt["nodes"] if n["nbs_code"] == "610112002099"]
+    assert (new["code"], new["name_zh"]) == ("fd-sanqiao-u46", "新设社区")
+    assert script.sanity_check(rebuilt, script.load_existing(FIXTURE)) == []
+
+
+def test_the_script_refuses_to_drop_a_committed_code() -> None:
+    # given: a source without 三桥's first community
+    script = _script()
+    source, communities, reconciliation = _sources()
+    communities["units"] = [u for u in communities["units"] if u["code"] != "610112002001"]
+
+    # when
+    rebuilt = script.build(source, script.load_existing(FIXTURE), communities, reconciliation)
+
+    # then
+    problems = script.sanity_check(rebuilt, script.load_existing(FIXTURE))
+    assert problems == ["committed code dropped: fd-sanqiao-u01"]
 
 
 @pytest.mark.django_db

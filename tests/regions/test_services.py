@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.cache import cache
 from django.test import override_settings
 
+from apps.accounts.models import Membership
 from apps.core.errors import ApplicationError
 from apps.regions import geo
 from apps.regions.errors import RegionErrorCode
-from apps.regions.models import Region
+from apps.regions.models import Region, RegionKind
 from apps.regions.selectors import (
     LocateMethod,
     locate_point,
@@ -21,7 +24,9 @@ from apps.regions.selectors import (
     region_descendants,
     region_tree,
 )
-from apps.regions.services import regions_load
+from apps.regions.services import default_fixture_path, regions_load, regions_load_fixture
+from tests.factories.accounts import UserFactory
+from tests.factories.incidents import IncidentFactory
 from tests.factories.regions import NewTownFactory, StreetFactory, UnitFactory, square_boundary
 from tests.regions.conftest import BEIJING, BELL_TOWER, FENGDONG_POINT, SANQIAO_CENTRE
 
@@ -56,7 +61,7 @@ def test_loader_writes_parents_before_children_whatever_the_order() -> None:
     counts = regions_load(nodes=SMALL_TREE)
 
     # then
-    assert counts == {"created": 4, "updated": 0, "unchanged": 0, "total": 4}
+    assert counts == {"created": 4, "updated": 0, "unchanged": 0, "retired": 0, "total": 4}
     assert Region.objects.get(code="t-unit").path == "/t-root/t-town/t-street/t-unit/"
 
 
@@ -69,7 +74,7 @@ def test_loading_twice_changes_nothing() -> None:
     counts = regions_load(nodes=SMALL_TREE)
 
     # then
-    assert counts == {"created": 0, "updated": 0, "unchanged": 4, "total": 4}
+    assert counts == {"created": 0, "updated": 0, "unchanged": 4, "retired": 0, "total": 4}
     assert dict(Region.objects.values_list("code", "updated_at")) == before
 
 
@@ -109,6 +114,75 @@ def test_moving_a_street_rewrites_the_paths_of_its_whole_subtree() -> None:
     assert Region.objects.get(code="t-street").path == "/t-root/t-town2/t-street/"
     assert Region.objects.get(code="t-unit").path == "/t-root/t-town2/t-street/t-unit/"
     assert Region.objects.get(code="admin-made").path == "/t-root/t-town2/t-street/admin-made/"
+
+
+def _fixture_without(tmp_path: Path, *codes: str) -> Path:
+    """The committed fixture minus ``codes``, as a new file."""
+    data = json.loads(default_fixture_path().read_text(encoding="utf-8"))
+    data["nodes"] = [n for n in data["nodes"] if n["code"] not in codes]
+    path = tmp_path / "next-year.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_a_unit_the_next_fixture_drops_is_kept_inactive_with_what_refers_to_it(
+    xixian: dict[str, Region], tmp_path: Path
+) -> None:
+    # given: three communities of 三桥, one with a duty officer, one with an incident
+    officer, incident_unit, unused = (
+        xixian["fd-sanqiao-u01"],
+        xixian["fd-sanqiao-u02"],
+        xixian["fd-sanqiao-u03"],
+    )
+    membership = Membership.objects.create(
+        user=UserFactory(), region=officer, role=Membership.Role.OPERATOR
+    )
+    incident = IncidentFactory(region=incident_unit)
+    hand_made = UnitFactory(code="sanqiao-estate", parent=xixian["fd-sanqiao"])
+    dropped = ("fd-sanqiao-u01", "fd-sanqiao-u02", "fd-sanqiao-u03")
+
+    # when: next year's fixture lacks them (and never had the hand-made one)
+    counts = regions_load_fixture(_fixture_without(tmp_path, *dropped))
+
+    # then: nothing deleted; the dropped ones are switched off, the rest untouched
+    assert counts["retired"] == 3
+    assert counts["created"] == counts["updated"] == 0
+    assert set(Region.objects.filter(code__in=dropped).values_list("code", "is_active")) == {
+        (code, False) for code in dropped
+    }
+    membership.refresh_from_db()
+    incident.refresh_from_db()
+    assert (membership.region, incident.region) == (officer, incident_unit)
+    assert Region.objects.get(pk=unused.pk).path == unused.path
+    hand_made.refresh_from_db()
+    assert hand_made.is_active
+    assert Region.objects.count() == len(xixian) + 1
+
+
+def test_retiring_is_idempotent_and_a_unit_that_comes_back_is_active_again(
+    xixian: dict[str, Region], tmp_path: Path
+) -> None:
+    # given: retired once
+    smaller = _fixture_without(tmp_path, "fd-sanqiao-u01")
+    regions_load_fixture(smaller)
+    before = dict(Region.objects.values_list("code", "updated_at"))
+
+    # when / then: again: nothing to do
+    assert regions_load_fixture(smaller)["retired"] == 0
+    assert dict(Region.objects.values_list("code", "updated_at")) == before
+
+    # when / then: the full fixture has it again
+    counts = regions_load_fixture()
+    assert (counts["updated"], counts["retired"]) == (1, 0)
+    assert Region.objects.get(code="fd-sanqiao-u01").is_active
+
+
+def test_a_partial_load_retires_nothing(xixian: dict[str, Region]) -> None:
+    # regions_load(nodes=...) may upsert a few nodes: only a whole fixture file retires
+    active_before = Region.objects.filter(is_active=True).count()
+    counts = regions_load(nodes=SMALL_TREE)
+    assert counts["retired"] == 0
+    assert Region.objects.filter(is_active=True).count() == active_before + len(SMALL_TREE)
 
 
 def test_an_invalid_fixture_is_refused_whole_with_every_problem_listed() -> None:
@@ -172,7 +246,8 @@ def test_region_tree_nests_the_visible_subtrees_and_hides_inactive_ones(
     streets = [child["code"] for child in tree[0]["children"]]
     assert streets == ["fx-chenyangzhai", "fx-diaotai", "fx-gaoqiao", "fx-mawang"]
     mawang = tree[0]["children"][3]
-    assert len(mawang["children"]) == 14
+    # The 9 NBS units; the 8 research villages NBS does not list are inactive, hidden.
+    assert len(mawang["children"]) == 9
     assert mawang["centre"] == {"lat": 34.222, "lng": 108.737}
     with_history = region_tree(operator, include_inactive=True)
     assert "hist-dawang" in [child["code"] for child in with_history[0]["children"]]
@@ -242,6 +317,63 @@ def test_a_boundary_beats_a_nearer_centre() -> None:
     assert location.method == LocateMethod.BOUNDARY
     assert location.distance_km == pytest.approx(8.1, abs=0.2)
     assert near.code == "a"
+
+
+def test_the_lookup_descends_into_a_community_that_has_a_boundary() -> None:
+    # given: a street with a boundary and two communities, one with a (synthetic) boundary
+    street = StreetFactory(
+        code="s",
+        centre_lat=34.300,
+        centre_lng=108.850,
+        boundary=square_boundary(34.3, 108.85, 0.05),
+    )
+    mapped = UnitFactory(
+        code="s-u01", parent=street, boundary=square_boundary(34.310, 108.860, 0.005)
+    )
+    UnitFactory(code="s-u02", parent=street, kind=RegionKind.COMMUNITY)
+
+    # when
+    inside = locate_point(34.311, 108.861)
+    elsewhere = locate_point(34.290, 108.840)
+
+    # then: the report is still the street's; the community comes with it when known
+    assert (inside.street, inside.method, inside.community) == (
+        street,
+        LocateMethod.BOUNDARY,
+        mapped,
+    )
+    assert (elsewhere.street, elsewhere.community) == (street, None)
+
+
+def test_a_community_boundary_decides_the_street_where_no_street_boundary_does() -> None:
+    # given: streets without boundaries; the point is nearer A's centre but inside a
+    # community of B
+    StreetFactory(code="a", centre_lat=34.300, centre_lng=108.800)
+    far = StreetFactory(code="b", centre_lat=34.300, centre_lng=108.900)
+    community = UnitFactory(
+        code="b-u01", parent=far, boundary=square_boundary(34.300, 108.830, 0.01)
+    )
+
+    # when
+    location = locate_point(34.300, 108.828)
+
+    # then
+    assert (location.street, location.method, location.community) == (
+        far,
+        LocateMethod.COMMUNITY_BOUNDARY,
+        community,
+    )
+
+
+def test_an_inactive_community_is_never_the_answer() -> None:
+    street = StreetFactory(code="s", centre_lat=34.300, centre_lng=108.850)
+    UnitFactory(
+        code="s-u01",
+        parent=street,
+        is_active=False,
+        boundary=square_boundary(34.300, 108.850, 0.01),
+    )
+    assert locate_point(34.300, 108.850).community is None
 
 
 @override_settings(REGION_LOOKUP_MAX_DISTANCE_KM=5.0)

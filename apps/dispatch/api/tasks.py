@@ -222,7 +222,13 @@ def _task_data(task: DispatchTask) -> dict[str, Any]:
 
 class DispatchInput(serializers.Serializer):
     team_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), min_length=1, max_length=50
+        child=serializers.IntegerField(min_value=1),
+        min_length=1,
+        max_length=50,
+        help_text=_(
+            "Ids of the teams to send, as teams/, teams/{code}/ and "
+            "incidents/{id}/recommendations/ (results[].team.id) give them."
+        ),
     )
     instructions = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=services.TEXT_MAX_LENGTH

@@ -82,6 +82,9 @@ class TeamDepartmentOutput(serializers.Serializer):
 class TeamBriefOutput(serializers.Serializer):
     """A team as recommendations show it."""
 
+    id = serializers.IntegerField(
+        help_text=_("The id that incidents/{id}/dispatch/ takes in team_ids.")
+    )
     code = serializers.CharField()
     name = serializers.CharField()
     kind = serializers.ChoiceField(choices=TeamKind.choices)

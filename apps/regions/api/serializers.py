@@ -13,8 +13,15 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.regions.models import Confidence, Management, Region, RegionKind, RegionLevel
-from apps.regions.selectors import LocateMethod
+from apps.regions.models import (
+    Confidence,
+    Management,
+    Region,
+    RegionKind,
+    RegionLevel,
+    UrbanRural,
+)
+from apps.regions.selectors import COMMUNITY_QUERY_MAX_LENGTH, LocateMethod
 
 
 class RoundedFloatField(serializers.FloatField):
@@ -51,7 +58,17 @@ class RegionOutputSerializer(RegionSummarySerializer):
 
     parent_code = serializers.CharField(allow_null=True)
     depth = serializers.IntegerField()
-    nbs_code = serializers.CharField(help_text=_("NBS 2023 statistical code, or empty"))
+    nbs_code = serializers.CharField(
+        help_text=_("NBS statistical code (of the source year), or empty")
+    )
+    nbs_name = serializers.CharField(help_text=_("Name in the NBS table, verbatim, or empty"))
+    urban_rural = serializers.ChoiceField(
+        choices=[("", ""), *UrbanRural.choices],
+        help_text=_("NBS urban–rural class of a community or village, or empty"),
+    )
+    source_year = serializers.IntegerField(
+        allow_null=True, help_text=_("Year of the table the NBS code, name and class come from")
+    )
     legacy_district = serializers.CharField()
     management = serializers.ChoiceField(choices=Management.choices)
     centre = serializers.SerializerMethodField()
@@ -131,13 +148,53 @@ class RegionStreetSerializer(RegionSummarySerializer):
         return _centre(region)
 
 
+class RegionCommunitiesInputSerializer(serializers.Serializer):
+    q = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=COMMUNITY_QUERY_MAX_LENGTH,
+        help_text=_("Part of the name (or of the NBS name), e.g. 火车站"),
+    )
+
+
+class RegionCommunitySerializer(serializers.Serializer):
+    """A community (社区) or village (村) of a street, as a picker lists it."""
+
+    code = serializers.CharField(help_text=_("Region code, stable"))
+    name_zh = serializers.CharField()
+    name_en = serializers.CharField()
+    kind = serializers.ChoiceField(
+        choices=[
+            (RegionKind.COMMUNITY, RegionKind.COMMUNITY.label),
+            (RegionKind.VILLAGE, RegionKind.VILLAGE.label),
+        ]
+    )
+    nbs_code = serializers.CharField(help_text=_("12-digit NBS code, or empty"))
+    nbs_name = serializers.CharField(help_text=_("Name in the NBS table, verbatim, or empty"))
+    urban_rural = serializers.ChoiceField(choices=[("", ""), *UrbanRural.choices])
+    source_year = serializers.IntegerField(allow_null=True)
+    centre = serializers.SerializerMethodField()
+
+    @extend_schema_field(RegionCentreSerializer(allow_null=True))
+    def get_centre(self, region: Region) -> dict[str, float] | None:
+        return _centre(region)
+
+
 class RegionLookupOutputSerializer(serializers.Serializer):
     street = RegionStreetSerializer()
+    community = RegionSummarySerializer(
+        allow_null=True,
+        help_text=_(
+            "The community or village whose boundary covers the point, if one has a "
+            "boundary; otherwise null: pick one from regions/{street}/communities/."
+        ),
+    )
     ancestors = RegionSummarySerializer(many=True, help_text=_("Root first."))
     method = serializers.ChoiceField(
         choices=LocateMethod.choices,
         help_text=_(
-            "boundary: the point lies inside the street's boundary; nearest_centre: no "
+            "boundary: the point lies inside the street's boundary; community_boundary: "
+            "inside the boundary of one of the street's communities; nearest_centre: no "
             "boundary matched, the street with the nearest centre was taken."
         ),
     )

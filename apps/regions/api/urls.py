@@ -5,7 +5,12 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from apps.regions.api.views import RegionLookupApi, RegionTreeApi, RegionViewSet
+from apps.regions.api.views import (
+    RegionCommunitiesApi,
+    RegionLookupApi,
+    RegionTreeApi,
+    RegionViewSet,
+)
 
 router = SimpleRouter()
 router.register("regions", RegionViewSet, basename="regions")
@@ -15,5 +20,10 @@ router.register("regions", RegionViewSet, basename="regions")
 urlpatterns = [
     path("regions/tree/", RegionTreeApi.as_view(), name="regions-tree"),
     path("regions/lookup/", RegionLookupApi.as_view(), name="regions-lookup"),
+    path(
+        "regions/<slug:code>/communities/",
+        RegionCommunitiesApi.as_view(),
+        name="regions-communities",
+    ),
     *router.urls,
 ]

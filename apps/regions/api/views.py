@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
@@ -23,6 +24,8 @@ from apps.core.client_address import ClientAddressThrottleMixin
 from apps.core.pagination import CursorPagination
 from apps.regions import selectors
 from apps.regions.api.serializers import (
+    RegionCommunitiesInputSerializer,
+    RegionCommunitySerializer,
     RegionDetailOutputSerializer,
     RegionLookupInputSerializer,
     RegionLookupOutputSerializer,
@@ -58,6 +61,11 @@ class RegionTreeApi(APIView):
 
 
 class RegionFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        method="filter_q",
+        max_length=50,
+        help_text=_("Part of the Chinese, English or NBS name, or of the code"),
+    )
     level = django_filters.ChoiceFilter(choices=RegionLevel.choices)
     kind = django_filters.ChoiceFilter(choices=RegionKind.choices)
     management = django_filters.ChoiceFilter(choices=Management.choices)
@@ -68,7 +76,18 @@ class RegionFilter(django_filters.FilterSet):
 
     class Meta:
         model = Region
-        fields = ("level", "kind", "management", "parent", "is_active")
+        fields = ("q", "level", "kind", "management", "parent", "is_active")
+
+    def filter_q(self, queryset: Any, name: str, value: str) -> Any:
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(name_zh__icontains=value)
+            | Q(name_en__icontains=value)
+            | Q(nbs_name__icontains=value)
+            | Q(code__icontains=value)
+        )
 
 
 class RegionPagination(CursorPagination):
@@ -121,6 +140,42 @@ class RegionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
 class RegionLookupThrottle(ClientAddressThrottleMixin, ScopedRateThrottle):
     """Per user; an anonymous caller (none today: the view needs a login) per address."""
+
+
+class RegionCommunitiesApi(APIView):
+    """社区/村 of a street to choose from: a report is routed to its street."""
+
+    throttle_classes = [RegionLookupThrottle]
+    throttle_scope = "region_lookup"
+    InputSerializer = RegionCommunitiesInputSerializer
+    OutputSerializer = RegionCommunitySerializer
+
+    @extend_schema(
+        tags=[TAG],
+        summary=_("The communities and villages of a street, searchable by name"),
+        description=_(
+            "Reports and incidents are routed to the street responsible for their location "
+            "(regions/lookup/); the community or village is chosen by the reporter or the "
+            "operator from this list. Active communities (社区) and villages (村) only, "
+            "communities first, in NBS code order. Public reference data: any logged-in "
+            "user may read it, whatever their regions."
+        ),
+        parameters=[RegionCommunitiesInputSerializer],
+        responses={
+            200: RegionCommunitySerializer(many=True),
+            400: error_response(_("q too long (extra.fields)")),
+            401: error_response(_("Not logged in")),
+            404: error_response(_("not_found: no active street with this code")),
+            429: error_response(_("Too many lookups")),
+        },
+    )
+    def get(self, request: Request, code: str) -> Response:
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        communities = selectors.street_communities(
+            street_code=code, q=params.validated_data.get("q", "")
+        )
+        return Response(self.OutputSerializer(communities, many=True).data)
 
 
 class RegionLookupApi(APIView):

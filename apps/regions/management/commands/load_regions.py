@@ -15,7 +15,8 @@ from apps.regions.services import default_fixture_path, regions_load_fixture
 class Command(BaseCommand):
     help = (
         "Load the administrative region tree (default: fixtures/regions/xixian.json). "
-        "Idempotent: nodes are upserted by code, parents first, in one transaction."
+        "Idempotent: nodes are upserted by code, parents first, in one transaction; a "
+        "region an earlier load wrote and the file lacks is marked inactive, never deleted."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -37,6 +38,8 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 "Regions loaded from {path}: {created} created, {updated} updated, "
-                "{unchanged} unchanged ({total} in the file).".format(path=path, **counts)
+                "{unchanged} unchanged, {retired} retired ({total} in the file).".format(
+                    path=path, **counts
+                )
             )
         )
