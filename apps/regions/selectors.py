@@ -128,6 +128,28 @@ COMMUNITY_KINDS = (RegionKind.COMMUNITY, RegionKind.VILLAGE)
 COMMUNITY_QUERY_MAX_LENGTH = 50
 
 
+def street_community(*, street: Region, code: str, field: str = "community") -> Region:
+    """The active community or village ``code`` of ``street`` (a reporter's or an
+    operator's pick from :func:`street_communities`). Anything else — unknown, inactive,
+    of another street, an estate — is a 400 ``invalid`` on ``field``: a report is filed
+    where its location is, and a community is only a finer place inside that street."""
+    found = (
+        Region.objects.active()
+        .filter(code=code, parent_id=street.pk, kind__in=COMMUNITY_KINDS)
+        .first()
+        if isinstance(code, str) and code
+        else None
+    )
+    if found is None:
+        message = _("Not a community or village of %(street)s.") % {"street": street.name_zh}
+        raise ApplicationError(
+            ErrorCode.INVALID,
+            extra={"fields": {field: [{"code": "community_not_in_street", "message": message}]}},
+            status=400,
+        )
+    return found
+
+
 def street_communities(*, street_code: str, q: str = "") -> list[Region]:
     """The active communities and villages (社区, 村) of an active street, whose name or
     NBS name contains ``q``: what a reporter or an operator picks from, since reports are

@@ -56,6 +56,7 @@ from apps.incidents.throttles import (
 TAG = "reports"
 PHOTO_FIELDS = ("photos", "photos[]")
 CATEGORY_MAX_LENGTH = 8
+COMMUNITY_MAX_LENGTH = 40  # a region code
 PHONE_MAX_LENGTH = 32  # as typed: spaces, dashes, +86 (normalised by the service)
 
 
@@ -297,6 +298,16 @@ class ReportSubmitInput(serializers.Serializer):
         default=dict,
         help_text=_("Category fields as a JSON object (a JSON string in multipart)."),
     )
+    community = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=COMMUNITY_MAX_LENGTH,
+        help_text=_(
+            "Optional: the community or village the reporter picks from the street's list "
+            "(regions/{street}/communities/); the location decides the street."
+        ),
+    )
 
     def validate_extra(self, value: Any) -> dict[str, Any]:
         if value is None:
@@ -396,6 +407,7 @@ class ReportSubmitApi(APIView):
                 phone=values["phone"],
                 address=values["address"],
                 extra=values["extra"],
+                community=values["community"],
                 photos=photos_from(request),
                 reporter=request.user,
                 channel=Report.Channel.APP,

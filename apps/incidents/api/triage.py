@@ -57,6 +57,15 @@ class ReportAcceptInput(serializers.Serializer):
         choices=Incident.Severity.choices, required=False, allow_blank=True
     )
     loop = serializers.ChoiceField(choices=Incident.Loop.choices, required=False, allow_blank=True)
+    community = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=40,
+        help_text=_(
+            "File the new incident at this community or village of the report's street "
+            "(regions/{street}/communities/)."
+        ),
+    )
 
 
 class ReportRejectInput(serializers.Serializer):
@@ -156,6 +165,7 @@ class ReportAcceptApi(APIView):
             category=values.get("category") or None,
             severity=values.get("severity") or None,
             loop=values.get("loop") or None,
+            community=values.get("community") or None,
         )
         return _staff_view(request, report_id)
 

@@ -142,6 +142,8 @@ def _report(
 ) -> ReportDraft:
     if any(name in data for name in PHOTO_FIELDS):
         raise _Refused("photos")  # photos in JSON: the view explains multipart
+    if data.get("community"):
+        raise _Refused("community")  # checking the pick takes a query: the view does
     code = _text(data, "category", CATEGORY_MAX_LENGTH, required=True)
     lat, lng = _number(data, "lat"), _number(data, "lng")
     text = _text(data, "text", TEXT_MAX_LENGTH)

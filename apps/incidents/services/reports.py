@@ -75,8 +75,8 @@ from apps.notifications.models import Priority
 from apps.notifications.services import notify_users
 from apps.regions.errors import RegionErrorCode
 from apps.regions.geo import StreetIndex
-from apps.regions.models import Region
-from apps.regions.selectors import locate_point
+from apps.regions.models import Region, RegionLevel
+from apps.regions.selectors import locate_point, street_community
 from apps.sla.models import Audience
 from apps.sla.recipients import region_audience_users
 
@@ -187,7 +187,7 @@ class ReportDraft:
     """
 
     category: Category
-    street: Region
+    street: Region  # where the location is routed
     lat: float
     lng: float
     text: str = ""
@@ -201,6 +201,7 @@ class ReportDraft:
     device_id: str = ""
     claim: Claim | None = None
     photos: Sequence[StoredPhoto] = ()
+    community: Region | None = None  # the reporter's pick inside the street, if any
     token: str = field(default_factory=report_token_new)
     created_at: datetime = field(default_factory=timezone.now)
 
@@ -234,16 +235,21 @@ def report_draft(
     client_ip: str | None = None,
     device_id: str = "",
     claim: Claim | None = None,
+    community: str = "",
     catalogue: Catalogue | None = None,
     index: StreetIndex | None = None,
 ) -> ReportDraft:
-    """Check a citizen report (no query once the catalogue and street index are warm).
+    """Check a citizen report (no query once the catalogue and street index are warm,
+    one more when the reporter picked a ``community``).
 
     Refusals (nothing is written): unknown/inactive/non-reportable category → 400
     ``category_unknown`` (field ``category``); bad coordinates → 400 ``invalid`` (fields
     ``lat``/``lng``); outside the new area → 422 ``point_outside_area`` (an SOS also gets
     ``extra.emergency_numbers``); category fields → 400 ``category_field_invalid``; phone
-    → 400 ``invalid`` (field ``phone``). ``reporter`` is the logged-in citizen (a user or
+    → 400 ``invalid`` (field ``phone``); a ``community`` (code) that is not a community or
+    village of the street the location is routed to → 400 ``invalid`` (field
+    ``community``): the report is then filed at that community, inside its street.
+    ``reporter`` is the logged-in citizen (a user or
     a user id); the one-query check that it is an active account, and the call-back phone
     of a registered citizen who typed none, come with the insert.
     """
@@ -256,6 +262,7 @@ def report_draft(
         contact = reporter.phone  # a registered citizen can be called back without retyping
     if channel not in Report.Channel.values:
         raise _field_error("channel", "invalid_choice", _("Unknown channel."))
+    picked = street_community(street=street, code=community) if community else None
     return ReportDraft(
         category=category,
         street=street,
@@ -271,6 +278,7 @@ def report_draft(
         client_ip=client_ip or None,
         device_id=(device_id or "")[:64],
         claim=claim,
+        community=picked,
     )
 
 
@@ -412,7 +420,7 @@ def _reports_insert(drafts: Sequence[ReportDraft]) -> list[Report]:
             lat=d.lat,
             lng=d.lng,
             address=d.address,
-            region=d.street,
+            region=d.community or d.street,
             extra=d.extra,
             is_sos=d.is_sos,
             client_ip=d.client_ip,
@@ -447,6 +455,7 @@ def report_take(
     device_id: str = "",
     claim: Claim | None = None,
     answer: AnswerFor | None = None,
+    community: str = "",
 ) -> Submitted:
     """Take in one citizen report with its photos; committed when this returns.
 
@@ -472,6 +481,7 @@ def report_take(
         client_ip=client_ip,
         device_id=device_id,
         claim=claim,
+        community=community,
     )
     draft.photos = photo_files_write(photos_process(list(photos)))
     try:
@@ -692,14 +702,18 @@ def report_accept(
     category: str | None = None,
     severity: str | None = None,
     loop: str | None = None,
+    community: str | None = None,
 ) -> Report:
     """受理: create an accepted incident from the report (classified with ``category``,
     ``severity``, ``loop`` — defaults: the report's category, the severity the category
-    fields suggest, small loop), or link the report to the open incident ``incident_id``
-    in the operator's scope. Either way the incident's timeline gets ``report_linked``.
+    fields suggest, small loop — and filed at ``community``, a community or village of
+    the report's street, when the operator picks one; default: where the report is
+    filed), or link the report to the open incident ``incident_id`` in the operator's
+    scope. Either way the incident's timeline gets ``report_linked``.
 
     Refusals: 404 out of scope or unknown; 409 ``report_already_triaged`` if someone
-    else triaged it first; 409 ``merge_target_invalid`` if the incident is not open.
+    else triaged it first; 409 ``merge_target_invalid`` if the incident is not open;
+    400 ``invalid`` (field ``community``) for a community outside the report's street.
     """
     severity = _choice("severity", severity, Incident.Severity.values)
     loop = _choice("loop", loop, Incident.Loop.values)
@@ -710,9 +724,13 @@ def report_accept(
     else:
         report = _locked_submitted_report(report_id, by)
         report_category = chosen_category or report.category
+        region = report.region
+        if community:
+            street = region if region.level == RegionLevel.STREET else region.parent
+            region = street_community(street=street, code=community)
         incident = incident_create(
             category=report_category,
-            region=report.region,
+            region=region,
             lat=report.lat,
             lng=report.lng,
             source=Incident.Source.CITIZEN_REPORT,
