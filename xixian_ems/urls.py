@@ -38,5 +38,7 @@ urlpatterns = [
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
 
+handler400 = "apps.core.exceptions.json_bad_request"
+handler403 = "apps.core.exceptions.json_permission_denied"
 handler404 = "apps.core.exceptions.json_not_found"
 handler500 = "apps.core.exceptions.json_server_error"

@@ -66,6 +66,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: refuses NUL in paths and queries; no exception leaves a request unfinished.
+    "apps.core.middleware.RequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves admin and API-doc assets from our own process: no CDN at run time.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -264,6 +266,16 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.exceptions.api_exception_handler",
+    # Hostile input refused before any view (apps/core/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.core.api.parsers.SafeJSONParser",
+        "apps.core.api.parsers.SafeFormParser",
+        "apps.core.api.parsers.SafeMultiPartParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": [
+        "apps.core.api.renderers.SafeJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_THROTTLE_RATES": {
         "otp_request_ip": env.str("THROTTLE_OTP_REQUEST_IP", default="20/hour"),
         "otp_request_phone": env.str("THROTTLE_OTP_REQUEST_PHONE", default="5/hour"),

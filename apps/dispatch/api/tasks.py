@@ -22,12 +22,12 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api.parsers import SafeFormParser, SafeJSONParser, SafeMultiPartParser
 from apps.core.errors import ApplicationError
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from apps.core.pagination import CursorPagination
@@ -301,7 +301,7 @@ class TaskCommandApi(APIView):
     ``operator`` (who may call) and :meth:`execute` (one service call)."""
 
     permission_classes = [IsAuthenticated]
-    parser_classes: ClassVar[list[Any]] = [JSONParser]
+    parser_classes: ClassVar[list[Any]] = [SafeJSONParser]
     InputSerializer: ClassVar[type[serializers.Serializer]] = _NoInput
     operator: ClassVar[bool] = True
 
@@ -456,7 +456,7 @@ class CompleteInput(serializers.Serializer):
 )
 class TaskCompleteApi(TaskCommandApi):
     operator = False
-    parser_classes: ClassVar[list[Any]] = [MultiPartParser, FormParser, JSONParser]
+    parser_classes: ClassVar[list[Any]] = [SafeMultiPartParser, SafeFormParser, SafeJSONParser]
 
     def input_data(self, request: Request) -> dict[str, Any]:
         result = CompleteInput(data={"result": request.data.get("result", "")})
@@ -558,7 +558,7 @@ class IncidentRoomApi(GenericAPIView):
     serializer_class = RoomMessageOutput
     queryset = RoomMessage.objects.none()
     filter_backends: ClassVar[list[Any]] = []
-    parser_classes: ClassVar[list[Any]] = [MultiPartParser, FormParser, JSONParser]
+    parser_classes: ClassVar[list[Any]] = [SafeMultiPartParser, SafeFormParser, SafeJSONParser]
 
     @extend_schema(
         tags=[TAG_ROOM],

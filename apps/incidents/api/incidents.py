@@ -524,11 +524,14 @@ class IncidentClassifyApi(IncidentCommandApi):
         return services.incident_classify(incident_id=incident.pk, by=request.user, **data)
 
 
+CASUALTIES_MAX = 1_000_000  # a figure beyond this is a typo, and beyond 2**31 no column holds it
+
+
 class CasualtiesInput(serializers.Serializer):
-    deaths = serializers.IntegerField(min_value=0, required=False)
-    injured = serializers.IntegerField(min_value=0, required=False)
-    missing = serializers.IntegerField(min_value=0, required=False)
-    trapped = serializers.IntegerField(min_value=0, required=False)
+    deaths = serializers.IntegerField(min_value=0, max_value=CASUALTIES_MAX, required=False)
+    injured = serializers.IntegerField(min_value=0, max_value=CASUALTIES_MAX, required=False)
+    missing = serializers.IntegerField(min_value=0, max_value=CASUALTIES_MAX, required=False)
+    trapped = serializers.IntegerField(min_value=0, max_value=CASUALTIES_MAX, required=False)
     note = serializers.CharField(
         max_length=services.TEXT_MAX_LENGTH, required=False, allow_blank=True, default=""
     )

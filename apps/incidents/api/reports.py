@@ -23,13 +23,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core import client_address
+from apps.core.api.parsers import SafeFormParser, SafeJSONParser, SafeMultiPartParser
 from apps.core.api.schema import error_response
 from apps.core.authentication import LenientJWTAuthentication
 from apps.core.errors import ApplicationError, ErrorCode
@@ -379,7 +379,7 @@ class ReportSubmitApi(APIView):
     """
 
     permission_classes = (AllowAny,)
-    parser_classes = (MultiPartParser, FormParser, JSONParser)
+    parser_classes = (SafeMultiPartParser, SafeFormParser, SafeJSONParser)
     throttle_classes = tuple(REPORT_THROTTLES)
 
     @extend_schema(
@@ -426,7 +426,7 @@ class ReportSosApi(APIView):
     permission_classes = (AllowAny,)
     # A stale token must never stand between a person in danger and the command centre.
     authentication_classes = (LenientJWTAuthentication,)
-    parser_classes = (JSONParser, FormParser, MultiPartParser)
+    parser_classes = (SafeJSONParser, SafeFormParser, SafeMultiPartParser)
     throttle_classes = tuple(SOS_THROTTLES)
 
     @extend_schema(
