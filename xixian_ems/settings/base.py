@@ -142,11 +142,13 @@ if REDIS_URL:
         }
     }
     # The pub/sub layer: measured far lower tail latency than the list-based core layer
-    # for targeted sends (issue 5 benchmarks it). Pool size is explicit, not the
-    # asyncio default of 100 that failed handshakes in a reconnect storm.
+    # for targeted sends (issue 5 benchmarks it); the realtime app's subclass decodes a
+    # group message once per process instead of once per socket (apps.realtime.layers).
+    # Pool size is explicit, not the asyncio default of 100 that failed handshakes in a
+    # reconnect storm.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "apps.realtime.layers.EventPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "max_connections": REDIS_CHANNEL_MAX_CONNECTIONS}],
                 "prefix": CHANNEL_LAYER_PREFIX,
