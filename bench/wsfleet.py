@@ -1,11 +1,11 @@
 """A cheap WebSocket client fleet for the realtime benchmark: thousands of sockets in one
 process, every frame timestamped the moment its bytes arrive.
 
-Why not the ``websockets`` client: it runs a task, a queue and several awaits per frame
-per connection, about 40 µs of Python per frame here. A broadcast to 10,000 sockets then
-costs the client ~0.4 s of CPU on the same 2 cores as the servers, and a frame's arrival
-was stamped only when its reader task got its turn behind the other 9,999: the figure
-measured the client as much as the server. Here each connection is an
+Why not the ``websockets`` client: it runs a reader task per connection and a queue and
+several awaits per frame; a broadcast to 10,000 sockets made the client do all that
+10,000 times on the same 2 cores as the servers, and a frame's arrival was stamped only
+when its reader task got its turn behind the other 9,999: the figure measured the client
+as much as the server. Here each connection is an
 ``asyncio.Protocol`` (uvloop): ``data_received`` stamps the bytes with
 ``CLOCK_MONOTONIC`` before anything else and splits them into frames; the JSON of a
 measured frame is decoded after the run, not while frames are still arriving.
@@ -237,7 +237,7 @@ class Fleet:
         """Keep frames from now on (``True``) or stop (``False``).
 
         The cyclic garbage collector is off while recording: a full collection walks every
-        object of this process (10,000 connections, the frames so far) and took 50-340 ms
+        object of this process (10,000 connections, the frames so far) and took 50-390 ms
         here, stalling the reader of every socket, so frames arriving meanwhile were
         stamped late and the client's pause was counted as the server's latency. The
         objects alive at the start are frozen out of later collections; reference

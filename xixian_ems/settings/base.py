@@ -142,7 +142,7 @@ if REDIS_URL:
         }
     }
     # The pub/sub layer: measured far lower tail latency than the list-based core layer
-    # for targeted sends (issue 5 benchmarks it); the realtime app's subclass decodes a
+    # for targeted sends (bench/bench_realtime.py); the realtime app's subclass decodes a
     # group message once per process instead of once per socket (apps.realtime.layers).
     # Pool size is explicit, not the asyncio default of 100 that failed handshakes in a
     # reconnect storm.
