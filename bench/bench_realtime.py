@@ -208,6 +208,8 @@ def _serve(commit: Callable[[int, str], None], stamps: dict[int, list[int]]) -> 
             answer: dict[str, Any] = {
                 "stamps": {i: stamps[i] for i, _ in items if i in stamps},
                 "cpu_s": time.process_time() - cpu_start,
+                # From the first due time: a driver that fell behind ran longer than planned.
+                "wall_s": max(1e-9, (time.monotonic_ns() - int(command["start_ns"])) / 1e9),
                 "failures": failures,
             }
         elif command["op"] == "one":
@@ -637,9 +639,10 @@ def _targets(
     return [(f"{_ws_base(server, k)}/ws?stream={stream}", None) for k, stream in enumerate(streams)]
 
 
-def _cpu(before: Any, after: Any, drivers_cpu_s: float, wall_s: float) -> dict[str, float]:
+def _cpu(before: Any, after: Any, driver: float) -> dict[str, float]:
+    """Cores used in the window by group; ``driver`` (the driver processes' cores, which
+    they report themselves) is taken out of ``other``."""
     cores = cores_between(before, after)
-    driver = drivers_cpu_s / wall_s if wall_s > 0 else 0.0
     cores["driver"] = driver
     if "other" in cores:
         cores["other"] = max(0.0, cores["other"] - driver)
@@ -706,10 +709,9 @@ async def _targeted(
         last_commit = max(stamp[0] for stamp in stamps.values())
         await _wait_frames(fleet, count, last_commit + int(GRACE_S * 1e9))
         fleet.recording = False
-        drivers_cpu = sum(float(answer["cpu_s"]) for answer in answers)
-        window_s = (due(count) - due(skip)) / 1e9
-        # The drivers' CPU covers their whole schedule (warm-up included): scale it down.
-        cpu = _cpu(before, after, drivers_cpu * (count - skip) / count, window_s)
+        # Each driver's cores over its whole schedule (warm-up included).
+        driver_cores = sum(float(a["cpu_s"]) / float(a["wall_s"]) for a in answers)
+        cpu = _cpu(before, after, driver_cores)
         for driver in drivers:
             await driver.finish()
     finally:
@@ -770,7 +772,8 @@ async def _broadcast(
         fleet.recording = False
         drivers_cpu = await driver.finish()
         assert before is not None
-        cpu = _cpu(before, after, drivers_cpu * BROADCASTS / total, after.at - before.at)
+        # The driver's CPU since it started, spread evenly over the broadcasts.
+        cpu = _cpu(before, after, drivers_cpu * BROADCASTS / total / (after.at - before.at))
     finally:
         _profile_stop(profile)
         if driver is not None:
