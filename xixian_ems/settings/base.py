@@ -146,11 +146,13 @@ if REDIS_URL:
         }
     }
     # The pub/sub layer: measured far lower tail latency than the list-based core layer
-    # for targeted sends (the realtime benchmark measures it). Pool size is explicit, not the
-    # asyncio default of 100 that failed handshakes in a reconnect storm.
+    # for targeted sends (bench/bench_realtime.py); the realtime app's subclass decodes a
+    # group message once per process instead of once per socket (apps.realtime.layers).
+    # Pool size is explicit, not the asyncio default of 100 that failed handshakes in a
+    # reconnect storm.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "apps.realtime.layers.EventPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "max_connections": REDIS_CHANNEL_MAX_CONNECTIONS}],
                 "prefix": CHANNEL_LAYER_PREFIX,
