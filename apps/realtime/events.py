@@ -130,10 +130,14 @@ def emit(streams_to: Iterable[str], kind: str, payload: Mapping[str, Any]) -> li
     return emit_many([(streams_to, kind, payload)])
 
 
-def emit_many(items: Sequence[Emission], *, using: str | None = None) -> list[Event]:
+def emit_many(
+    items: Sequence[Emission], *, using: str | None = None, returning: bool = True
+) -> list[Event]:
     """Several events at once: ``[(streams, kind, payload), ...]``. The streams of all of
     them are reserved in one sorted statement (see the ordering rule above); on a stream
-    that several items share, the items get consecutive numbers in list order."""
+    that several items share, the items get consecutive numbers in list order.
+    ``returning=False`` skips building the rows' model instances (a batch of hundreds of
+    events on the hot intake path does not need them) and returns ``[]``."""
     prepared = [_prepared(streams_to, kind, payload) for streams_to, kind, payload in items]
     prepared = [item for item in prepared if item[0]]
     if not prepared:
@@ -149,7 +153,11 @@ def emit_many(items: Sequence[Emission], *, using: str | None = None) -> list[Ev
                 last = reserve_seqs(cursor, counts, vendor=connection.vendor)
                 rows = _numbered(prepared, counts, last, now)
                 ids = insert_events(cursor, rows, vendor=connection.vendor)
-        events = [_event(row, ids[(row[0], row[1])], connection.alias) for row in rows]
+        events = (
+            [_event(row, ids[(row[0], row[1])], connection.alias) for row in rows]
+            if returning
+            else []
+        )
         _publish_on_commit(
             connection,
             [

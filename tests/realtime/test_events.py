@@ -64,6 +64,23 @@ def test_emit_many_numbers_shared_streams_in_list_order() -> None:
     ]
 
 
+def test_emit_many_without_returning_writes_and_publishes_the_same_events(
+    published, django_capture_on_commit_callbacks
+) -> None:
+    # when: a hot path that needs no model instances back
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        emitted = events.emit_many(
+            [(["report.1", "region.xixian"], "report.submitted", {"i": 1})], returning=False
+        )
+    # then: nothing built, everything written and published
+    assert emitted == []
+    assert sorted(Event.objects.values_list("stream", "seq")) == [
+        ("region.xixian", 1),
+        ("report.1", 1),
+    ]
+    assert [(e.stream, e.seq) for e in published[0]] == [("region.xixian", 1), ("report.1", 1)]
+
+
 def test_the_events_of_a_transaction_are_published_once_after_commit(
     published, django_capture_on_commit_callbacks
 ) -> None:
