@@ -19,7 +19,7 @@ class AccountsErrorCode(StrEnum):
     OTP_INVALID = "otp_invalid"  # wrong code; extra.attempts_left
     OTP_EXPIRED = "otp_expired"  # the pending code timed out: request a new one
     OTP_NOT_PENDING = "otp_not_pending"  # no code waiting (never sent, used or burnt)
-    OTP_LOCKED = "otp_locked"  # too many wrong codes; extra.retry_after (429)
+    OTP_LOCKED = "otp_locked"  # wrong codes: wait extra.retry_after seconds (429)
     OTP_RESEND_TOO_SOON = "otp_resend_too_soon"  # extra.retry_after (429)
     # Accounts
     ACCOUNT_INACTIVE = "account_inactive"
@@ -33,9 +33,7 @@ MESSAGES: dict[str, Any] = {
     AccountsErrorCode.OTP_NOT_PENDING: _(
         "No code is waiting for this phone number. Request a new one."
     ),
-    AccountsErrorCode.OTP_LOCKED: _(
-        "Too many wrong codes. This phone number is locked for a while."
-    ),
+    AccountsErrorCode.OTP_LOCKED: _("Too many wrong codes. Wait a moment before trying again."),
     AccountsErrorCode.OTP_RESEND_TOO_SOON: _(
         "A code was sent a moment ago. Wait before resending."
     ),

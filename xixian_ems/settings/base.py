@@ -192,6 +192,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "apps.core.tasks.purge_idempotency_keys",
         "schedule": 3600.0,
     },
+    "accounts-otp-failure-counters-purge": {
+        "task": "apps.accounts.tasks.otp_failure_counters_purge",
+        "schedule": 3600.0,
+    },
     "dispatch-tracks-downsample": {
         "task": "apps.dispatch.tasks.tracks_downsample_old",
         "schedule": 900.0,
@@ -233,12 +237,20 @@ SIMPLE_JWT = {
     "USER_ID_CLAIM": "user_id",
 }
 
-# One-time login codes for phone users (citizens, responders).
+# One-time login codes for phone users (citizens, responders). Guessing limits per
+# (phone, address) and per phone, with doubling waits instead of a lock: apps.accounts.otp.
 OTP_LENGTH = 6
 OTP_TTL_SECONDS = env.int("OTP_TTL_SECONDS", default=300)
-OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5)
-OTP_LOCK_SECONDS = env.int("OTP_LOCK_SECONDS", default=900)
+OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5)  # wrong guesses burn one code
 OTP_RESEND_SECONDS = env.int("OTP_RESEND_SECONDS", default=60)
+OTP_ADDRESS_FREE_FAILURES = env.int("OTP_ADDRESS_FREE_FAILURES", default=5)
+OTP_PHONE_FREE_FAILURES = env.int("OTP_PHONE_FREE_FAILURES", default=50)
+OTP_BACKOFF_BASE_SECONDS = env.int("OTP_BACKOFF_BASE_SECONDS", default=30)
+OTP_BACKOFF_MAX_SECONDS = env.int("OTP_BACKOFF_MAX_SECONDS", default=3600)
+OTP_FAILURE_WINDOW_SECONDS = env.int("OTP_FAILURE_WINDOW_SECONDS", default=86400)
+if OTP_BACKOFF_MAX_SECONDS >= OTP_FAILURE_WINDOW_SECONDS:
+    # A counter must not forget while its holder is still waiting (the bound's premise).
+    raise ImproperlyConfigured("OTP_BACKOFF_MAX_SECONDS must be below OTP_FAILURE_WINDOW_SECONDS")
 SMS_BACKEND = env.str("SMS_BACKEND", default="apps.core.sms.ConsoleSmsBackend")
 
 # --- Reverse proxies ------------------------------------------------------------------

@@ -27,7 +27,7 @@ from apps.accounts.api.throttles import (
 )
 from apps.accounts.models import Device
 from apps.core.api.schema import error_response
-from apps.core.client_address import client_ip
+from apps.core.client_address import client_address, client_ip
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 
 TAG = "auth"
@@ -145,7 +145,8 @@ class OtpRequestApi(RetryAfterMixin, APIView):
             202: s.OtpRequestOutput,
             400: error_response("invalid (extra.fields.phone)"),
             429: error_response(
-                "rate_limited / otp_resend_too_soon / otp_locked (extra.retry_after)"
+                "rate_limited / otp_resend_too_soon (extra.retry_after); wrong guesses "
+                "never refuse a new code"
             ),
         },
     )
@@ -170,17 +171,23 @@ class OtpVerifyApi(RetryAfterMixin, APIView):
         responses={
             200: s.OtpVerifyOutput,
             400: error_response(
-                "invalid / otp_invalid (extra.attempts_left) / otp_expired / otp_not_pending"
+                "invalid / otp_invalid (extra.attempts_left, extra.retry_after) / "
+                "otp_expired / otp_not_pending"
             ),
             403: error_response("account_inactive"),
-            429: error_response("otp_locked (extra.retry_after) / rate_limited"),
+            429: error_response(
+                "otp_locked: wait extra.retry_after seconds before guessing again "
+                "(too many wrong codes from this address, or for this phone) / rate_limited"
+            ),
         },
     )
     def post(self, request: Request) -> Response:
         data = s.OtpVerifyInput(data=request.data)
         data.is_valid(raise_exception=True)
         login = services.otp_verify(
-            phone=data.validated_data["phone"], code=data.validated_data["code"]
+            phone=data.validated_data["phone"],
+            code=data.validated_data["code"],
+            address=client_address(request),
         )
         return Response(s.OtpVerifyOutput(login).data)
 
