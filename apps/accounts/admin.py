@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts import selectors, services
 from apps.accounts.models import Device, Membership, OtpChallenge, OtpFailureCounter, User
 from apps.accounts.phones import PhoneNumberError, phone_mask, phone_normalise
+from apps.audit.personal import PersonalDataAdminMixin
 from apps.core.admin_mixins import ReadOnlyAdminMixin
 from apps.core.errors import ApplicationError
 from apps.core.scoping import restrict
@@ -79,9 +80,12 @@ class UserCreationForm(AdminUserCreationForm):
 
 
 @admin.register(User)
-class UserAdmin(RegionScopedAdminMixin, DjangoUserAdmin):
+class UserAdmin(PersonalDataAdminMixin, RegionScopedAdminMixin, DjangoUserAdmin):
     """People. Non-superusers see users holding an active membership in their scope and
-    may never touch staff flags, groups or permissions, nor anyone as senior as them."""
+    may never touch staff flags, groups or permissions, nor anyone as senior as them.
+    Showing someone's phone number or e-mail leaves an audit entry."""
+
+    audit_personal_fields = ("phone", "email")
 
     region_path_field = "memberships__region__path"
     form = UserChangeForm

@@ -150,9 +150,9 @@ def test_role_groups_are_idempotent_and_hold_the_role_permissions(db: None) -> N
     operator = set(groups[Role.OPERATOR].permissions.values_list("codename", flat=True))
     assert operator == {codename for _app, codename in ROLE_PERMISSIONS[Role.OPERATOR]}
     commander = set(groups[Role.COMMANDER].permissions.values_list("codename", flat=True))
-    assert commander == operator | {"change_user"}
+    assert commander == operator | {"change_user", "view_auditentry"}
     admin = set(groups[Role.ADMIN].permissions.values_list("content_type__app_label", flat=True))
-    assert {"accounts", "regions"} <= admin
+    assert {"accounts", "regions", "audit"} <= admin
 
 
 def test_apps_above_accounts_contribute_their_role_permissions(db: None) -> None:

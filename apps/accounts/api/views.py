@@ -10,6 +10,7 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -25,6 +26,8 @@ from apps.accounts.api.throttles import (
     OtpRequestPhoneThrottle,
     OtpVerifyIpThrottle,
 )
+from apps.accounts.errors import AccountsErrorCode, accounts_error
+from apps.accounts.lockout import lockout_seconds
 from apps.accounts.models import Device
 from apps.core.api.schema import error_response
 from apps.core.client_address import client_address, client_ip
@@ -70,13 +73,29 @@ def _client_ip(request: Request) -> str | None:
         200: s.TokenPairOutput,
         400: error_response("invalid"),
         401: error_response("authentication_failed"),
-        429: error_response("rate_limited"),
+        429: error_response(
+            "rate_limited / login_locked: too many wrong passwords for this username from "
+            "this address (extra.retry_after)"
+        ),
     },
 )
 class TokenObtainApi(RetryAfterMixin, TokenObtainPairView):
-    """Username + password → access and refresh tokens (phone users have no password)."""
+    """Username + password → access and refresh tokens (phone users have no password).
+
+    Failed passwords count towards the same per (username, address) lockout as the
+    admin's login form (``apps.accounts.lockout``)."""
 
     throttle_classes = (LoginIpThrottle,)
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return super().post(request, *args, **kwargs)
+        except AuthenticationFailed:
+            if getattr(request, "axes_locked_out", False):
+                raise accounts_error(
+                    AccountsErrorCode.LOGIN_LOCKED, status=429, retry_after=lockout_seconds()
+                ) from None
+            raise
 
 
 class TokenRefreshApi(RetryAfterMixin, APIView):
