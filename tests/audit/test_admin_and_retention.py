@@ -136,6 +136,10 @@ def test_pruning_keeps_180_days_and_refuses_a_shorter_period() -> None:
 
 
 def test_the_daily_task_prunes_by_the_retention_setting(settings: Any) -> None:
+    from xixian_ems.celery import app
+
+    assert settings.CELERY_BEAT_SCHEDULE["audit-prune"]["task"] == audit_prune.name
+    assert audit_prune.name in app.tasks
     settings.AUDIT_RETENTION_DAYS = 365
     _entry(days_ago=200)
     _entry(days_ago=366)

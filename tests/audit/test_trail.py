@@ -10,6 +10,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.accounts.models import Role, User
+from apps.accounts.services import tokens_issue
 from apps.audit.models import AuditEntry
 from apps.incidents.models import Report
 from apps.regions import geo
@@ -189,6 +190,17 @@ def test_a_staff_read_of_a_reporters_phone_is_recorded_once_per_report(
         + [("v1:report-detail", str(with_phone[0].pk))]
     )
     assert {r.actor_id for r in reads} == {operator.pk}
+
+
+def test_the_actor_of_a_bearer_token_write_is_the_tokens_user(operator: User) -> None:
+    """JWT is authenticated by DRF inside the view, after the middlewares ran: the trail
+    reads the user once the answer exists."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=operator).access}")
+    response = client.post("/api/v1/auth/logout/", {"all": True})
+    assert response.status_code == 204
+    entry = _only()
+    assert (entry.actor_id, entry.view, entry.status) == (operator.pk, "v1:auth-logout", 204)
 
 
 def test_plain_reads_leave_no_entry(operator: User) -> None:
