@@ -75,8 +75,6 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves admin and API-doc assets from our own process: no CDN at run time.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Before CommonMiddleware: answers CORS preflights (closed unless CORS_ALLOWED_ORIGINS).
-    "corsheaders.middleware.CorsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -333,6 +331,12 @@ CONTENT_SECURITY_POLICY = {
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/(api|open311)/.*$"
 CORS_ALLOW_CREDENTIALS = False
+if CORS_ALLOWED_ORIGINS:
+    # Only then: closed, the API sends no CORS header at all (not even "Vary: Origin"),
+    # exactly like the fast intake path, which answers before any middleware.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("csp.middleware.CSPMiddleware"), "corsheaders.middleware.CorsMiddleware"
+    )
 
 # --- REST framework -------------------------------------------------------------------
 REST_FRAMEWORK = {
