@@ -27,6 +27,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.audit.personal import audit_personal_read
 from apps.core.api.parsers import SafeFormParser, SafeJSONParser, SafeMultiPartParser
 from apps.core.errors import ApplicationError
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
@@ -482,7 +483,16 @@ class TaskDetailApi(APIView):
     )
     def get(self, request: Request, task_id: int) -> Response:
         detail = selectors.task_detail(user=request.user, task_id=task_id)
-        return Response(TaskDetailOutput(detail).data)
+        data = TaskDetailOutput(detail).data
+        shown = [f for f in ("reporter_name", "reporter_phone") if data["incident"].get(f)]
+        if shown:  # the reporter's contact reached this responder: audited
+            audit_personal_read(
+                request,
+                object_type="incidents.incident",
+                object_ids=[detail.task.incident_id],
+                fields=shown,
+            )
+        return Response(data)
 
 
 class MyCurrentTasksApi(APIView):

@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.audit.personal import PersonalDataSerializerMixin
 from apps.core.api.schema import error_response
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
@@ -149,7 +150,10 @@ class IncidentAttachmentOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class IncidentFullOutput(IncidentOutput):
+class IncidentFullOutput(PersonalDataSerializerMixin, IncidentOutput):
+    audit_object_type = "incidents.incident"  # showing the reporter is audited
+    audit_personal_fields = ("reporter_name", "reporter_phone")
+
     description = serializers.CharField()
     reporter_name = serializers.CharField()
     reporter_phone = serializers.CharField()

@@ -28,6 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.audit.personal import PersonalDataSerializerMixin
 from apps.core import client_address
 from apps.core.api.parsers import SafeFormParser, SafeJSONParser, SafeMultiPartParser
 from apps.core.api.schema import error_response
@@ -210,8 +211,12 @@ class ReportIncidentOutput(serializers.Serializer):
     status = serializers.CharField()
 
 
-class ReportStaffOutput(ReportCitizenOutput):
-    """What an operator in scope sees: the reporter's view plus contact and provenance."""
+class ReportStaffOutput(PersonalDataSerializerMixin, ReportCitizenOutput):
+    """What an operator in scope sees: the reporter's view plus contact and provenance.
+    Showing the contact phone is audited."""
+
+    audit_object_type = "incidents.report"
+    audit_personal_fields = ("phone",)
 
     phone = serializers.CharField()
     reporter_id = serializers.IntegerField(allow_null=True)
