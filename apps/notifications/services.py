@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -30,6 +31,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Device
+from apps.core.bulk import rows_insert
 from apps.core.errors import ApplicationError
 from apps.core.transactions import enqueue_on_commit, on_commit
 from apps.notifications.errors import NotificationsErrorCode
@@ -58,6 +60,21 @@ TOPIC_PATTERN = re.compile(r"^[a-zA-Z0-9\-_.~%]{1,100}$")
 # --- Writing the outbox ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PushSpec:
+    """One push to several users (the arguments of :func:`notify_users`)."""
+
+    user_ids: Iterable[int]
+    kind: str
+    title: Text
+    body: Text
+    dedupe_key_prefix: str
+    data: Mapping[str, Any] | None = None
+    priority: str = Priority.NORMAL
+    ack_within: timedelta | None = None
+    args: Mapping[str, Any] | None = None
+
+
 def notify_users(
     *,
     user_ids: Iterable[int],
@@ -70,49 +87,76 @@ def notify_users(
     ack_within: timedelta | None = None,
     args: Mapping[str, Any] | None = None,
 ) -> list[int]:
-    """Push ``title``/``body`` to each user's active devices; returns the pending row ids.
+    """Push ``title``/``body`` to each user's active devices; returns the new row ids.
 
     One row per user, keyed ``<dedupe_key_prefix>:u<user id>`` (a repeated call is a
     no-op). ``ack_within``: the app must acknowledge receipt within this time, or one SMS
     goes to the user's phone (tasks: :func:`task_ack_window`). ``data`` values become
-    strings (FCM data payload).
+    strings (FCM data payload). Each row is delivered by its own Celery message, so the
+    phones of a team ring in parallel.
 
     Muting: a user who mutes while off duty gets nothing but tasks, SOS alarms and red
     warnings, i.e. ``kind="task"`` or ``"sos"``, or ``kind="warning"`` with
     ``data["level"] == "red"``.
     """
-    ids = sorted({int(pk) for pk in user_ids})
-    if not ids:
+    spec = PushSpec(
+        user_ids=user_ids,
+        kind=kind,
+        title=title,
+        body=body,
+        dedupe_key_prefix=dedupe_key_prefix,
+        data=data,
+        priority=priority,
+        ack_within=ack_within,
+        args=args,
+    )
+    return notify_many([spec], one_message=False)
+
+
+def notify_many(specs: Sequence[PushSpec], *, one_message: bool = True) -> list[int]:
+    """The batch form of :func:`notify_users`: many pushes in one INSERT, the recipients'
+    languages in one query; returns the new row ids. With ``one_message`` their delivery
+    is enqueued as ONE Celery message (the worker delivers them in turn) — what a batch
+    of citizen reports uses for its SOS alarms, where a broker round trip per row would
+    cost more than the reports themselves."""
+    wanted: list[tuple[PushSpec, list[int]]] = []
+    for spec in specs:
+        ids = sorted({int(pk) for pk in spec.user_ids})
+        if not ids:
+            continue
+        _check_choice("kind", spec.kind, Kind.values)
+        _check_choice("priority", spec.priority, Priority.values)
+        _check_prefix(spec.dedupe_key_prefix)
+        wanted.append((spec, ids))
+    if not wanted:
         return []
-    _check_choice("kind", kind, Kind.values)
-    _check_choice("priority", priority, Priority.values)
-    _check_prefix(dedupe_key_prefix)
-    payload = clean_data(data)
-    template = _template(title, body, args)
-    languages = recipient_languages(ids)
+    languages = recipient_languages(sorted({pk for _spec, ids in wanted for pk in ids}))
     now = timezone.now()
-    deadline = now + ack_within if ack_within is not None else None
     rows = []
-    for user_id in ids:
-        language = languages.get(user_id, default_language())
-        rows.append(
-            Notification(
-                dedupe_key=f"{dedupe_key_prefix}:u{user_id}",
-                channel=Channel.PUSH,
-                kind=kind,
-                priority=priority,
-                user_id=user_id,
-                language=language,
-                title=clip(render(title, args, language), TITLE_MAX),
-                body=clip(render(body, args, language), BODY_MAX),
-                template=template,
-                data=payload,
-                next_attempt_at=now,
-                ack_deadline=deadline,
-                created_at=now,
+    for spec, ids in wanted:
+        payload = clean_data(spec.data)
+        template = _template(spec.title, spec.body, spec.args)
+        deadline = now + spec.ack_within if spec.ack_within is not None else None
+        for user_id in ids:
+            language = languages.get(user_id, default_language())
+            rows.append(
+                Notification(
+                    dedupe_key=f"{spec.dedupe_key_prefix}:u{user_id}",
+                    channel=Channel.PUSH,
+                    kind=spec.kind,
+                    priority=spec.priority,
+                    user_id=user_id,
+                    language=language,
+                    title=clip(render(spec.title, spec.args, language), TITLE_MAX),
+                    body=clip(render(spec.body, spec.args, language), BODY_MAX),
+                    template=template,
+                    data=payload,
+                    next_attempt_at=now,
+                    ack_deadline=deadline,
+                    created_at=now,
+                )
             )
-        )
-    return outbox_insert(rows)
+    return outbox_insert(rows, one_message=one_message)
 
 
 def notify_topic(
@@ -167,21 +211,26 @@ def task_ack_window() -> timedelta:
     return timedelta(seconds=settings.NOTIFICATIONS_TASK_ACK_SECONDS)
 
 
-def outbox_insert(rows: list[Notification]) -> list[int]:
-    Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    # ignore_conflicts returns no ids: read back the pending rows of these keys (a row
-    # that already existed and is still pending is enqueued again, which is harmless:
-    # delivery claims each row once).
-    pending = list(
-        Notification.objects.filter(
-            dedupe_key__in=[row.dedupe_key for row in rows], status=Status.PENDING
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    for pk in pending:
-        enqueue_delivery(pk)
-    return pending
+def outbox_insert(rows: list[Notification], *, one_message: bool = False) -> list[int]:
+    """Insert outbox rows (a dedupe key used before is skipped: one statement, ``ON
+    CONFLICT DO NOTHING``) and enqueue the new ones after commit, one Celery message each
+    or, with ``one_message``, all in one. Returns the new row ids."""
+    inserted = rows_insert(Notification, rows, returning=("id",), ignore_conflicts=True)
+    ids = sorted(int(pk) for (pk,) in inserted)
+    if one_message:
+        enqueue_delivery_many(ids)
+    else:
+        for pk in ids:
+            enqueue_delivery(pk)
+    return ids
+
+
+def enqueue_delivery_many(notification_ids: list[int]) -> None:
+    """Deliver these rows, in turn, from one Celery message sent after commit."""
+    from apps.notifications import tasks
+
+    if notification_ids:
+        enqueue_on_commit(tasks.notifications_deliver_many, list(notification_ids))
 
 
 def enqueue_delivery(notification_id: int, *, countdown: float | None = None) -> None:

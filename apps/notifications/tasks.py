@@ -18,6 +18,13 @@ def notification_deliver(notification_id: int) -> str:
     return delivery.notification_deliver(notification_id=notification_id)
 
 
+@shared_task(ignore_result=True, acks_late=True)
+def notifications_deliver_many(notification_ids: list[int]) -> list[str]:
+    """Deliver several outbox rows in turn (a batch's SOS alarms): each is claimed on
+    its own, so a redelivered message delivers nothing twice."""
+    return [delivery.notification_deliver(notification_id=pk) for pk in notification_ids]
+
+
 @shared_task(ignore_result=True)
 def notifications_requeue() -> dict[str, int]:
     """Beat: re-enqueue due rows and hand back rows stuck in ``sending``."""

@@ -51,7 +51,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.realtime import publisher, streams
-from apps.realtime.frames import event_frame_from_text
+from apps.realtime.frames import event_frame_from_text, iso
 from apps.realtime.models import KIND_MAX_LENGTH, Event
 from apps.realtime.publisher import LiveEvent
 
@@ -144,6 +144,7 @@ def emit_many(
         return []
     counts = Counter(stream for item_streams, _kind, _text in prepared for stream in item_streams)
     now = timezone.now()
+    stamp = iso(now)  # every row of the call has this time: format it once
     with transaction.atomic(using=using, savepoint=False):
         connection = transaction.get_connection(using)
         with connection.cursor() as cursor:
@@ -161,8 +162,8 @@ def emit_many(
         _publish_on_commit(
             connection,
             [
-                LiveEvent(stream, seq, event_frame_from_text(stream, seq, kind, at, text))
-                for stream, seq, kind, text, at in rows
+                LiveEvent(stream, seq, event_frame_from_text(stream, seq, kind, stamp, text))
+                for stream, seq, kind, text, _at in rows
             ],
         )
     return events

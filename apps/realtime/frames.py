@@ -36,8 +36,12 @@ def encode(content: dict[str, Any]) -> str:
     return _dumps(content)
 
 
-def event_frame_from_text(stream: str, seq: int, kind: str, at: datetime, data_json: str) -> str:
+def event_frame_from_text(
+    stream: str, seq: int, kind: str, at: datetime | str, data_json: str
+) -> str:
     """:func:`event_frame` around an already encoded payload (no second encoding: the
-    same payload goes to several streams, and the stored text is what clients get)."""
-    head = _dumps({"type": "event", "stream": stream, "seq": seq, "kind": kind, "at": iso(at)})
+    same payload goes to several streams, and the stored text is what clients get).
+    ``at`` may come already formatted (:func:`iso`): a batch shares one time."""
+    stamp = at if isinstance(at, str) else iso(at)
+    head = _dumps({"type": "event", "stream": stream, "seq": seq, "kind": kind, "at": stamp})
     return f'{head[:-1]},"data":{data_json}}}'

@@ -37,23 +37,41 @@ def region_audience_users(region_path: str, audiences: Iterable[str]) -> dict[st
     """``{audience: sorted user ids}`` of the region audiences (``REGION_AUDIENCES``) of
     a subject filed at ``region_path``, in one query: who holds the duty at the street,
     the new town, the new area above it. Other audiences are ignored."""
+    return region_audience_users_many([region_path], audiences)[region_path]
+
+
+def region_audience_users_many(
+    region_paths: Iterable[str], audiences: Iterable[str]
+) -> dict[str, dict[str, list[int]]]:
+    """:func:`region_audience_users` of many subjects' paths at once, in one query."""
     wanted = {str(a): REGION_AUDIENCES[str(a)] for a in audiences if str(a) in REGION_AUDIENCES}
-    found: dict[str, set[int]] = {audience: set() for audience in wanted}
-    if not wanted:
-        return {}
-    paths = {a: command_path(region_path, level) for a, (level, _r) in wanted.items()}
+    subjects = list(dict.fromkeys(region_paths))
+    found = {path: {audience: set() for audience in wanted} for path in subjects}
+    if not wanted or not subjects:
+        return {path: {} for path in subjects}
+    command = {
+        (path, a): command_path(path, level)
+        for path in subjects
+        for a, (level, _r) in wanted.items()
+    }
     roles = {role for _level, rs in wanted.values() for role in rs}
-    rows = Membership.objects.filter(
+    holders: dict[str, list[tuple[int, str]]] = {}
+    for user_id, path, role in Membership.objects.filter(
         is_active=True,
         user__is_active=True,
-        region__path__in=set(paths.values()),
+        region__path__in=set(command.values()),
         role__in=roles,
-    ).values_list("user_id", "region__path", "role")
-    for user_id, path, role in rows:
-        for audience, (_level, audience_roles) in wanted.items():
-            if paths[audience] == path and role in audience_roles:
-                found[audience].add(user_id)
-    return {audience: sorted(ids) for audience, ids in found.items()}
+    ).values_list("user_id", "region__path", "role"):
+        holders.setdefault(path, []).append((user_id, role))
+    for (subject, audience), path in command.items():
+        audience_roles = wanted[audience][1]
+        found[subject][audience].update(
+            u for u, role in holders.get(path, []) if role in audience_roles
+        )
+    return {
+        path: {audience: sorted(ids) for audience, ids in by_audience.items()}
+        for path, by_audience in found.items()
+    }
 
 
 def recipients_for(clock: SlaClock, audiences: Iterable[str]) -> dict[str, list[int]]:

@@ -15,6 +15,7 @@ from apps.incidents.models import Severity
 from apps.notifications import services
 from apps.notifications.backends import LocmemPush
 from apps.notifications.models import Kind, Notification, Priority, Status
+from apps.notifications.services import PushSpec, notify_many
 from tests.factories.accounts import CitizenFactory, DeviceFactory
 from tests.factories.notifications import NotificationFactory
 from tests.factories.regions import NewTownFactory
@@ -236,8 +237,34 @@ def test_the_outbox_write_costs_the_same_for_one_recipient_or_a_whole_team(
 ) -> None:
     team = [DeviceFactory().user.pk for _ in range(12)]
 
-    # languages (1), one INSERT ... ON CONFLICT DO NOTHING (1), the pending ids (1)
-    with django_assert_num_queries(3):
+    # languages (1), one INSERT ... ON CONFLICT DO NOTHING RETURNING the new ids (1)
+    with django_assert_num_queries(2):
         ids = notify(team)
 
     assert len(ids) == 12
+
+
+def test_many_pushes_are_one_insert_and_one_delivery_message(
+    django_assert_num_queries: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given: three reports' alarms to overlapping officers
+    officers = [DeviceFactory().user.pk for _ in range(3)]
+    specs = [
+        PushSpec(
+            user_ids=officers[n:],
+            kind="sos",
+            title="SOS",
+            body="report %(n)s",
+            args={"n": n},
+            dedupe_key_prefix=f"sos:{n}",
+            priority="high",
+        )
+        for n in range(3)
+    ]
+    # when
+    with django_capture_on_commit_callbacks() as callbacks, django_assert_num_queries(2):
+        ids = notify_many(specs)
+    # then: six rows, languages and insert in two queries, one message to deliver them
+    assert len(ids) == 3 + 2 + 1
+    assert Notification.objects.filter(kind="sos").count() == 6
+    assert len(callbacks) == 1
