@@ -7,14 +7,14 @@ from collections.abc import Sequence
 import pytest
 from rest_framework.test import APIClient
 
-from apps.accounts.models import User
+from apps.accounts.models import Role, User
 from apps.core.errors import ApplicationError
 from apps.dispatch.models import CommandPost, DispatchTask
 from apps.dispatch.services import command_post as post_services
 from apps.dispatch.services import tasks as task_services
 from apps.incidents.models import IncidentEvent, IncidentEventKind, IncidentStatus
-from tests.dispatch.task_support import Scene
-from tests.factories.accounts import StaffUserFactory, UserFactory
+from tests.dispatch.task_support import Scene, responder_with_scope
+from tests.factories.accounts import StaffUserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,6 +44,16 @@ def establish(scene: Scene, commander: User, members: Sequence[User] = ()) -> Co
     )
 
 
+def commander_of(scene: Scene) -> User:
+    """A commander of the incident's new town: eligible to command its post."""
+    return StaffUserFactory(region=scene.tree.fengdong, region__role=Role.COMMANDER)
+
+
+def liaison_of(scene: Scene) -> User:
+    """A department liaison of the incident's street: a post member, no dispatch role."""
+    return StaffUserFactory(region=scene.street, region__role=Role.DEPARTMENT_LIAISON)
+
+
 def test_an_operator_not_on_the_post_gets_command_post_in_charge(scene: Scene) -> None:
     # given
     commander = StaffUserFactory(region=scene.tree.fengdong)
@@ -63,8 +73,8 @@ def test_an_operator_not_on_the_post_gets_command_post_in_charge(scene: Scene) -
 
 
 def test_the_commander_and_members_dispatch_and_direct(scene: Scene) -> None:
-    commander = UserFactory()  # no region role: the post alone gives the right
-    member = UserFactory()
+    commander = commander_of(scene)
+    member = liaison_of(scene)  # no dispatch role: the post gives the right
     establish(scene, commander, [member])
 
     response = client_for(commander).post(
@@ -84,7 +94,7 @@ def test_the_commander_and_members_dispatch_and_direct(scene: Scene) -> None:
 @pytest.mark.parametrize("action", ["cancel", "verify", "return", "reassign", "instructions"])
 def test_every_operator_action_is_taken_over(scene: Scene, action: str) -> None:
     task = scene.task("completed")
-    establish(scene, UserFactory())
+    establish(scene, commander_of(scene))
     calls = {
         "cancel": lambda: task_services.task_cancel(task_id=task.pk, by=scene.operator, reason="x"),
         "verify": lambda: task_services.task_verify(task_id=task.pk, by=scene.operator),
@@ -102,7 +112,7 @@ def test_every_operator_action_is_taken_over(scene: Scene, action: str) -> None:
 
 
 def test_responders_and_the_system_are_not_taken_over(scene: Scene) -> None:
-    establish(scene, UserFactory())
+    establish(scene, commander_of(scene))
     task = scene.task("dispatched")
     other = scene.task("dispatched", team=scene.other_team)
     assert task_services.task_accept(task_id=task.pk, by=scene.member).status == "accepted"
@@ -110,7 +120,7 @@ def test_responders_and_the_system_are_not_taken_over(scene: Scene) -> None:
 
 
 def test_closing_the_post_returns_dispatch_to_the_operators(scene: Scene) -> None:
-    establish(scene, UserFactory())
+    establish(scene, commander_of(scene))
     response = client_for(scene.operator).post(
         f"{API}/incidents/{scene.incident.pk}/command-post/close/", format="json"
     )
@@ -132,7 +142,7 @@ def test_closing_the_post_returns_dispatch_to_the_operators(scene: Scene) -> Non
 
 def test_set_up_through_the_api(scene: Scene) -> None:
     commander = StaffUserFactory(region=scene.tree.fengdong)
-    expert = UserFactory()
+    expert = liaison_of(scene)
     response = client_for(scene.operator).post(
         f"{API}/incidents/{scene.incident.pk}/command-post/",
         {"commander_id": commander.pk, "lat": 34.277, "lng": 108.851, "member_ids": [expert.pk]},
@@ -154,8 +164,8 @@ def test_set_up_through_the_api(scene: Scene) -> None:
 
 
 def test_members_are_added_and_removed(scene: Scene) -> None:
-    a, b = UserFactory(), UserFactory()
-    commander = UserFactory()
+    a, b = liaison_of(scene), responder_with_scope(scene)
+    commander = commander_of(scene)
     establish(scene, commander, [a])
     response = client_for(commander).post(
         f"{API}/incidents/{scene.incident.pk}/command-post/members/",
@@ -178,14 +188,14 @@ def test_an_out_of_scope_operator_cannot_set_up_a_post(scene: Scene) -> None:
 def test_a_post_is_set_up_on_a_handled_incident_only() -> None:
     scene = Scene(incident_status=IncidentStatus.REPORTED)
     with pytest.raises(ApplicationError) as refused:
-        establish(scene, UserFactory())
+        establish(scene, commander_of(scene))
     assert refused.value.code == "incident_not_dispatchable"
 
 
 def test_a_closed_post_can_be_set_up_again(scene: Scene) -> None:
-    first = establish(scene, UserFactory())
+    first = establish(scene, commander_of(scene))
     post_services.command_post_close(incident_id=scene.incident.pk, by=scene.operator)
-    second_commander = UserFactory()
+    second_commander = commander_of(scene)
     second = establish(scene, second_commander)
     assert second.pk == first.pk
     assert second.closed_at is None

@@ -331,8 +331,12 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-MEDIA_URL = "media/"
+MEDIA_URL = "media/"  # never served: uploads are citizens' photos (docs/roles.md, "Media")
 MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media"))
+# Who sends a photo's bytes after attachments/{id}/ allowed it: empty, Django streams them;
+# an internal location of the router (docker/nginx.conf: /protected-media/), Django answers
+# with X-Accel-Redirect to it and nginx serves the file from MEDIA_ROOT.
+MEDIA_ACCEL_REDIRECT = env.str("DJANGO_MEDIA_ACCEL_REDIRECT", default="")
 
 # --- Idempotency ------------------------------------------------------------------------
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)

@@ -1,9 +1,11 @@
 """Staff incident API: list/filter, detail with timeline, create, transitions, sync.
 
 Views parse input, call one selector or service and serialise the result (conventions R7).
-Access (see ``apps.incidents.selectors.incidents``): staff and field roles read inside
-their scope, operators/commanders/admins covering the incident's region act on it,
-citizens get 403, an incident outside the caller's scope is 404.
+Access (the role table, ``docs/roles.md``; ``apps.incidents.selectors.incidents``):
+staff and field roles read inside their scope, operators/commanders/admins covering the
+incident's region act on it, liaisons add notes, citizens get 403, an incident outside
+the caller's scope is 404. The reporter's name, phone and the photos only for whom
+``apps.incidents.policies`` allows (``null`` and an empty list for the others).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from apps.core.api.schema import error_response
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from apps.core.pagination import CursorPagination
+from apps.incidents.api.attachment_urls import attachment_url
 from apps.incidents.models import (
     Category,
     Incident,
@@ -65,10 +68,12 @@ class IsIncidentStaff(BasePermission):
         return selectors.incident_can_read(request.user)
 
 
-def _incident_for_command(request: Request, incident_id: int) -> Incident:
-    """The incident if the caller may act on it: 404 outside scope, 403 read-only."""
+def _incident_for_command(request: Request, incident_id: int, *, note: bool = False) -> Incident:
+    """The incident if the caller may act on it (``note``: may add a note to it): 404
+    outside scope, 403 read-only."""
     incident = selectors.incident_get(user=request.user, incident_id=incident_id)
-    if not selectors.incident_can_command(request.user, incident):
+    allowed = selectors.incident_can_note if note else selectors.incident_can_command
+    if not allowed(request.user, incident):
         raise PermissionDenied
     return incident
 
@@ -135,6 +140,9 @@ class IncidentEventOutput(serializers.Serializer):
 
 
 class IncidentAttachmentOutput(serializers.Serializer):
+    """A photo's metadata; ``file`` and ``thumbnail`` are the checked downloads
+    (``attachments/{id}/``), never public media URLs."""
+
     id = serializers.IntegerField()
     report = serializers.IntegerField(source="report_id", allow_null=True)
     incident = serializers.IntegerField(source="incident_id", allow_null=True)
@@ -142,17 +150,29 @@ class IncidentAttachmentOutput(serializers.Serializer):
     width = serializers.IntegerField()
     height = serializers.IntegerField()
     size = serializers.IntegerField()
-    file = serializers.FileField(use_url=True)
-    thumbnail = serializers.FileField(use_url=True)
+    file = serializers.SerializerMethodField()
+    thumbnail = serializers.SerializerMethodField()
     exif_lat = serializers.FloatField(allow_null=True)
     exif_lng = serializers.FloatField(allow_null=True)
     created_at = serializers.DateTimeField()
 
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_file(self, attachment: Any) -> str:
+        return attachment_url(attachment, request=self.context.get("request"))
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_thumbnail(self, attachment: Any) -> str:
+        return attachment_url(attachment, request=self.context.get("request"), thumbnail=True)
+
 
 class IncidentFullOutput(IncidentOutput):
     description = serializers.CharField()
-    reporter_name = serializers.CharField()
-    reporter_phone = serializers.CharField()
+    reporter_name = serializers.CharField(
+        allow_null=True, help_text=_("Only for the assigned team and staff in scope (else null).")
+    )
+    reporter_phone = serializers.CharField(
+        allow_null=True, help_text=_("Only for the assigned team and staff in scope (else null).")
+    )
     extra = serializers.DictField()
     rejection_reason = serializers.CharField()
     resolution = serializers.CharField()
@@ -181,6 +201,9 @@ class IncidentDetailOutput(IncidentFullOutput):
 
     def to_representation(self, detail: IncidentDetail) -> dict[str, Any]:
         data: dict[str, Any] = dict(IncidentFullOutput(detail.incident, context=self.context).data)
+        if not detail.show_contact:
+            data["reporter_name"] = None
+            data["reporter_phone"] = None
         data["timeline"] = IncidentEventOutput(detail.timeline, many=True).data
         data["report_ids"] = detail.report_ids
         data["attachments"] = IncidentAttachmentOutput(
@@ -291,7 +314,7 @@ class IncidentListCreateApi(GenericAPIView):
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         region = locate_street(values["lat"], values["lng"])
-        if not selectors.role_scope(request.user, selectors.COMMAND_ROLES).covers(region.path):
+        if not selectors.incident_can_command_at(request.user, region.path):
             raise ApplicationError(ErrorCode.OUT_OF_SCOPE, status=403)
         accept = values.pop("accept")
         incident = services.incident_create(
@@ -383,13 +406,14 @@ class IncidentCommandApi(APIView):
     InputSerializer: ClassVar[type[serializers.Serializer]] = _NoInput
     OutputSerializer: ClassVar[type[serializers.Serializer]] = IncidentOutput
     success_status = status.HTTP_200_OK
+    note = False  # True: liaisons may call it too (incident.note, not incident.command)
 
     def execute(self, *, request: Request, incident: Incident, data: dict[str, Any]) -> Any:
         raise NotImplementedError
 
     @idempotent
     def post(self, request: Request, incident_id: int) -> Response:
-        incident = _incident_for_command(request, incident_id)
+        incident = _incident_for_command(request, incident_id, note=self.note)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = self.execute(request=request, incident=incident, data=dict(data.validated_data))
@@ -556,6 +580,7 @@ class IncidentNotesApi(IncidentCommandApi):
     InputSerializer = NoteInput
     OutputSerializer = IncidentEventOutput
     success_status = status.HTTP_201_CREATED
+    note = True
 
     def execute(self, *, request: Request, incident: Incident, data: dict[str, Any]) -> Any:
         return services.incident_add_note(

@@ -43,7 +43,9 @@ from apps.core.idempotency import (
     replay_response,
 )
 from apps.core.pagination import CursorPagination
+from apps.incidents.api.attachment_urls import attachment_url
 from apps.incidents.models import Attachment, IncidentEvent, PublicStatus, Report
+from apps.incidents.policies import report_contact_visible
 from apps.incidents.public_status import public_status_for
 from apps.incidents.selectors import reports as selectors
 from apps.incidents.services import reports as services
@@ -124,21 +126,21 @@ class ReportAttachmentOutput(serializers.Serializer):
     url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
 
-    def _url(self, name: str, attachment: Attachment) -> str:
-        path = reverse(name, kwargs={"attachment_id": attachment.pk})
-        token = self.context.get("token")
-        if token:
-            path = f"{path}?token={token}"
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request is not None else path
+    def _url(self, attachment: Attachment, *, thumbnail: bool) -> str:
+        return attachment_url(
+            attachment,
+            request=self.context.get("request"),
+            thumbnail=thumbnail,
+            token=self.context.get("token") or "",
+        )
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, attachment: Attachment) -> str:
-        return self._url("v1:attachment-download", attachment)
+        return self._url(attachment, thumbnail=False)
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_thumbnail_url(self, attachment: Attachment) -> str:
-        return self._url("v1:attachment-thumbnail", attachment)
+        return self._url(attachment, thumbnail=True)
 
 
 class ReportPublicEventOutput(serializers.Serializer):
@@ -211,9 +213,10 @@ class ReportIncidentOutput(serializers.Serializer):
 
 
 class ReportStaffOutput(ReportCitizenOutput):
-    """What an operator in scope sees: the reporter's view plus contact and provenance."""
+    """What staff in scope see: the reporter's view plus contact and provenance. The
+    phone and photos follow ``apps.incidents.policies`` (``null`` and none otherwise)."""
 
-    phone = serializers.CharField()
+    phone = serializers.CharField(allow_null=True)
     reporter_id = serializers.IntegerField(allow_null=True)
     channel = ChannelField()
     extra = serializers.DictField()
@@ -222,6 +225,14 @@ class ReportStaffOutput(ReportCitizenOutput):
     triaged_by_id = serializers.IntegerField(allow_null=True)
     reopen_reason = serializers.CharField()
     attachments = ReportStaffAttachmentOutput(many=True)  # type: ignore[assignment]
+
+    def to_representation(self, report: Report) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(report)
+        request = self.context.get("request")
+        if not report_contact_visible(getattr(request, "user", None), report):
+            data["phone"] = None
+            data["attachments"] = []
+        return data
 
 
 def report_created_body(report: Report, tracking_url: str) -> dict[str, Any]:
@@ -536,7 +547,7 @@ class ReportDetailApi(APIView):
         try:
             report = selectors.report_get_for_reporter(report_id=report_id, user=request.user)
         except ApplicationError:
-            if not request.user.is_staff:
+            if not selectors.report_can_read_as_staff(request.user):
                 raise
             report = selectors.report_get_for_staff(report_id=report_id, user=request.user)
             return Response(ReportStaffOutput(report, context=context).data)

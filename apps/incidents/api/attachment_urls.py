@@ -1,0 +1,27 @@
+"""The one way an API answer names a photo: the checked download, never a media URL.
+
+Every serializer that shows an attachment (reports, incidents, the incident room) links
+it through :func:`attachment_url`: ``attachments/{id}/`` (or ``.../thumbnail/``), where
+``apps.incidents.policies.attachment_visible`` decides per request. ``MEDIA_URL`` is not
+served at all (``docs/roles.md``, "Media").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.urls import reverse
+
+
+def attachment_url(
+    attachment: Any, *, request: Any = None, thumbnail: bool = False, token: str = ""
+) -> str:
+    """The checked URL of ``attachment`` (an ``Attachment`` or its id); with ``token``
+    (a tracking token) the anonymous reporter's form; absolute with ``request``."""
+    pk = attachment if isinstance(attachment, int) else attachment.pk
+    name = "v1:attachment-thumbnail" if thumbnail else "v1:attachment-download"
+    path = reverse(name, kwargs={"attachment_id": pk})
+    if token:
+        path = f"{path}?{urlencode({'token': token})}"
+    return request.build_absolute_uri(path) if request is not None else path
