@@ -40,6 +40,13 @@ TOKEN_PARAMETER = OpenApiParameter(
     required=False,
     description="The report's tracking token (anonymous reporters).",
 )
+SIGNATURE_PARAMETER = OpenApiParameter(
+    name="sig",
+    type=str,
+    location=OpenApiParameter.QUERY,
+    required=False,
+    description="A signed photo link, as the tracking answer gives it (short-lived).",
+)
 TOKEN_HEADER = "X-Report-Token"  # noqa: S105 - a header name
 
 
@@ -65,7 +72,10 @@ class _AttachmentFileApi(APIView):
     def get(self, request: Request, attachment_id: int) -> HttpResponseBase:
         token = request.query_params.get("token") or request.headers.get(TOKEN_HEADER, "")
         attachment = attachment_get_for_download(
-            attachment_id=attachment_id, user=request.user, token=token
+            attachment_id=attachment_id,
+            user=request.user,
+            token=token,
+            signature=request.query_params.get("sig", ""),
         )
         return _stream(attachment, thumbnail=self.thumbnail)
 
@@ -121,7 +131,7 @@ class AttachmentDownloadApi(_AttachmentFileApi):
     @extend_schema(
         tags=[TAG],
         summary=_("Download a photo"),
-        parameters=[TOKEN_PARAMETER],
+        parameters=[TOKEN_PARAMETER, SIGNATURE_PARAMETER],
         responses=_RESPONSES,
     )
     def get(self, request: Request, attachment_id: int) -> HttpResponseBase:
@@ -136,7 +146,7 @@ class AttachmentThumbnailApi(_AttachmentFileApi):
     @extend_schema(
         tags=[TAG],
         summary=_("Download a photo thumbnail"),
-        parameters=[TOKEN_PARAMETER],
+        parameters=[TOKEN_PARAMETER, SIGNATURE_PARAMETER],
         responses={
             (200, "image/jpeg"): OpenApiResponse(response=OpenApiTypes.BINARY),
             404: _RESPONSES[404],

@@ -127,11 +127,12 @@ class ReportAttachmentOutput(serializers.Serializer):
     thumbnail_url = serializers.SerializerMethodField()
 
     def _url(self, attachment: Attachment, *, thumbnail: bool) -> str:
+        # A tracking-token reader gets short-lived signed links, not the token in a URL.
         return attachment_url(
             attachment,
             request=self.context.get("request"),
             thumbnail=thumbnail,
-            token=self.context.get("token") or "",
+            signed=bool(self.context.get("token")),
         )
 
     @extend_schema_field(OpenApiTypes.URI)

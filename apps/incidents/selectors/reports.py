@@ -145,12 +145,14 @@ def report_get_for_staff(*, report_id: int, user: Any) -> Report:
 # --- Photos ------------------------------------------------------------------------------
 
 
-def attachment_get_for_download(*, attachment_id: int, user: Any, token: str = "") -> Attachment:
+def attachment_get_for_download(
+    *, attachment_id: int, user: Any, token: str = "", signature: str = ""
+) -> Attachment:
     """An attachment the requester may fetch; 404 otherwise.
 
     The rule is ``apps.incidents.policies.attachment_visible``: the reporter (logged
-    in, or holding the report's tracking token), staff with ``reporter.contact`` over
-    its region, the incident's assigned team and command post.
+    in, or holding the report's tracking token, or a fresh signed link), staff with
+    ``reporter.contact`` over its region, the incident's assigned team and command post.
     """
     attachment = (
         Attachment.objects.select_related(
@@ -159,6 +161,8 @@ def attachment_get_for_download(*, attachment_id: int, user: Any, token: str = "
         .filter(pk=attachment_id)
         .first()
     )
-    if attachment is None or not attachment_visible(user, attachment, token=token):
+    if attachment is None or not attachment_visible(
+        user, attachment, token=token, signature=signature
+    ):
         raise ApplicationError(ErrorCode.NOT_FOUND, status=404)
     return attachment
