@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apps.accounts.models import Role, User
+from apps.accounts.models import Membership, Role, User
+from apps.accounts.services import membership_revoke
 from apps.core.errors import ApplicationError
 from apps.dispatch.models import CommandPost, DispatchTask
 from apps.dispatch.services import command_post as post_services
 from apps.dispatch.services import tasks as task_services
 from apps.incidents.models import IncidentEvent, IncidentEventKind, IncidentStatus
 from tests.dispatch.task_support import Scene, responder_with_scope
-from tests.factories.accounts import StaffUserFactory
+from tests.factories.accounts import CitizenFactory, StaffUserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -200,3 +202,125 @@ def test_a_closed_post_can_be_set_up_again(scene: Scene) -> None:
     assert second.pk == first.pk
     assert second.closed_at is None
     assert second.commander == second_commander
+
+
+# --- Who may be on a post (docs/roles.md, "Command post") -----------------------------------
+
+
+def test_an_operators_slip_cannot_make_a_citizen_commander_or_member(scene: Scene) -> None:
+    # given: a citizen's account (the reporter, say)
+    citizen = CitizenFactory()
+    for body, field, code in (
+        ({"commander_id": citizen.pk}, "commander_id", "post_commander_not_eligible"),
+        (
+            {"commander_id": scene.operator.pk, "member_ids": [citizen.pk]},
+            "member_ids",
+            "post_member_not_eligible",
+        ),
+    ):
+        # when
+        response = client_for(scene.operator).post(
+            f"{API}/incidents/{scene.incident.pk}/command-post/",
+            {"lat": 34.277, "lng": 108.851, **body},
+            format="json",
+        )
+        # then
+        assert response.status_code == 400, response.json()
+        assert response.json()["code"] == "invalid"
+        (error,) = response.json()["extra"]["fields"][field]
+        assert error["code"] == code
+    assert not CommandPost.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "who",
+    ["responder", "liaison", "grid_worker", "other_town_operator", "other_town_responder"],
+)
+def test_only_operators_and_commanders_in_scope_command_a_post(scene: Scene, who: str) -> None:
+    people = {
+        "responder": lambda: responder_with_scope(scene),
+        "liaison": lambda: liaison_of(scene),
+        "grid_worker": lambda: StaffUserFactory(region=scene.street, region__role=Role.GRID_WORKER),
+        "other_town_operator": lambda: scene.outsider_operator,
+        "other_town_responder": lambda: StaffUserFactory(
+            region=scene.tree.diaotai, region__role=Role.RESPONDER
+        ),
+    }
+    with pytest.raises(ApplicationError) as refused:
+        establish(scene, people[who]())
+    assert refused.value.extra["fields"]["commander_id"][0]["code"] == (
+        "post_commander_not_eligible"
+    )
+
+
+def test_members_are_staff_and_responders_in_scope_or_a_team_working_the_incident(
+    scene: Scene,
+) -> None:
+    # given: a 沣西 team sent across the border, and people who may not join
+    crossing = scene.new_team(home_region=scene.tree.diaotai)
+    crossing_member = scene.add_member(crossing)
+    scene.task("en_route", team=crossing)
+    grid_worker = StaffUserFactory(region=scene.street, region__role=Role.GRID_WORKER)
+    other_town = StaffUserFactory(region=scene.tree.diaotai, region__role=Role.RESPONDER)
+    # when / then: the eligible join
+    post = establish(scene, commander_of(scene), [liaison_of(scene), responder_with_scope(scene)])
+    post = post_services.command_post_members_change(
+        incident_id=scene.incident.pk, by=scene.operator, add=[crossing_member.pk]
+    )
+    assert post.members.filter(pk=crossing_member.pk).exists()
+    # and the others are refused, naming them
+    with pytest.raises(ApplicationError) as refused:
+        post_services.command_post_members_change(
+            incident_id=scene.incident.pk, by=scene.operator, add=[grid_worker.pk, other_town.pk]
+        )
+    assert refused.value.extra["user_ids"] == sorted([grid_worker.pk, other_town.pk])
+
+
+def test_only_those_who_direct_the_incident_set_up_change_or_close_its_post(scene: Scene) -> None:
+    responder = responder_with_scope(scene)
+    with pytest.raises(ApplicationError) as refused:
+        post_services.command_post_establish(
+            incident_id=scene.incident.pk,
+            by=responder,
+            commander_id=scene.operator.pk,
+            lat=34.276,
+            lng=108.85,
+        )
+    assert refused.value.status == 403
+    establish(scene, commander_of(scene))
+    for attempt in (
+        lambda: post_services.command_post_close(incident_id=scene.incident.pk, by=responder),
+        lambda: post_services.command_post_members_change(
+            incident_id=scene.incident.pk, by=responder, add=[responder.pk]
+        ),
+    ):
+        with pytest.raises(ApplicationError) as refused:
+            attempt()
+        assert refused.value.status == 403
+
+
+def test_a_post_gives_no_power_to_someone_no_longer_eligible(scene: Scene) -> None:
+    # given: a post whose rows name a citizen (written before the rule, or by hand) and a
+    # member whose membership was revoked since the appointment
+    citizen = CitizenFactory()
+    member = responder_with_scope(scene)
+    post = CommandPost.objects.create(
+        incident=scene.incident,
+        commander=citizen,
+        lat=34.276,
+        lng=108.85,
+        established_at=timezone.now(),
+    )
+    post.members.add(member)
+    membership_revoke(membership=Membership.objects.get(user=member))
+    task = scene.task("accepted")
+    # when / then: neither may direct the incident, nor read the reporter's phone
+    for user in (citizen, member):
+        with pytest.raises(ApplicationError) as refused:
+            task_services.task_dispatch(
+                incident_id=scene.incident.pk, team_ids=[scene.other_team.pk], by=user
+            )
+        assert refused.value.code == "command_post_in_charge"
+        response = client_for(user).get(f"{API}/tasks/{task.pk}/")
+        assert response.status_code == 404 or response.json()["incident"]["reporter_phone"] is None
+        assert client_for(user).get(f"{API}/incidents/{scene.incident.pk}/room/").status_code == 404

@@ -337,6 +337,9 @@ MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media"))
 # an internal location of the router (docker/nginx.conf: /protected-media/), Django answers
 # with X-Accel-Redirect to it and nginx serves the file from MEDIA_ROOT.
 MEDIA_ACCEL_REDIRECT = env.str("DJANGO_MEDIA_ACCEL_REDIRECT", default="")
+# How long the signed photo links of a tracking answer (an anonymous reporter's) open the
+# photo (apps.incidents.policies).
+ATTACHMENTS_SIGNED_URL_SECONDS = 15 * 60
 
 # --- Idempotency ------------------------------------------------------------------------
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
