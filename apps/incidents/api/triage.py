@@ -247,7 +247,7 @@ class ReportDuplicatesApi(APIView):
     def get(self, request: Request, report_id: int) -> Response:
         params = _DuplicatesQuery(data=request.query_params)
         params.is_valid(raise_exception=True)
-        report = selectors.report_get_for_staff(report_id=report_id, user=request.user)
+        report = selectors.report_get_for_triage(report_id=report_id, user=request.user)
         candidates = duplicate_candidates(
             lat=report.lat,
             lng=report.lng,

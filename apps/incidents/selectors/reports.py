@@ -19,7 +19,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from apps.accounts.permissions import Capability, can_somewhere, capability_scope
+from apps.accounts.permissions import Capability, can, can_somewhere, capability_scope
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.incidents.errors import IncidentErrorCode
 from apps.incidents.models import Attachment, IncidentEvent, Report
@@ -139,6 +139,15 @@ def report_get_for_staff(*, report_id: int, user: Any) -> Report:
     report = _staff_queryset(user).filter(pk=report_id).first()
     if report is None:
         raise _not_found()
+    return report
+
+
+def report_get_for_triage(*, report_id: int, user: Any) -> Report:
+    """A report ``user`` may triage (``report.triage`` over its region); 403 if they
+    only read it (a liaison), 404 if they may not even see it."""
+    report = report_get_for_staff(report_id=report_id, user=user)
+    if not can(user, Capability.REPORT_TRIAGE, report.region.path):
+        raise ApplicationError(ErrorCode.PERMISSION_DENIED, status=403)
     return report
 
 
