@@ -2,8 +2,13 @@
 
 Workload: ``RESPONDERS`` responders (throwaway users with tokens, ``TeamMember`` rows in
 teams of ten at the first active street) each send batches of ``BATCH`` fixes taken every
-5 s, as a phone does after collecting offline; consecutive requests are different
-responders, so batches of one responder never race (the race has its own test). Every
+5 s, as a phone does after collecting offline. Responders come in groups of ``GROUP``:
+the group's responders take turns (round robin) until each has sent ``PER_RESPONDER``
+consecutive batches, then the next group starts. So consecutive requests are different
+responders and one responder's batches are ``GROUP`` requests apart, far more than are
+in flight (they never race; the race has its own test), and within a run each
+responder's 10-minute buckets fill over several batches, as in steady operation: the
+first batch of a bucket inserts its chunk, the next ones merge into it (UPDATE). Every
 request is a new batch (new times, its own ``Idempotency-Key``): the request list is
 longer than any run, and after the run the stored points are counted to prove nothing
 was replayed or lost.
@@ -14,9 +19,23 @@ a primary key on ``(user_id, t)`` (the naive design that also ignores duplicates
 many threads as the load has clients; ``COPY`` into the same table without the key is
 noted as the upper bound of the disk path.
 
-Storage: chunk rows stored per 1,000 points and row writes per 1,000 points (the naive
-table: 1,000 each), and a day of 5,000 responders at 5 s (86.4 M points) extrapolated from
-the measured bytes per point of both tables after ``VACUUM FULL``.
+Writes, measured in the database: rows and points stored (``count(*)`` and ``sum(count)``
+of the responders' chunks before and after the load run) and **tuples written**, from
+PostgreSQL's own counters (``pg_stat_user_tables``: ``n_tup_ins``, ``n_tup_upd``,
+``n_tup_del`` of every table of the bench database, before and after). A backend
+reports its counters when it goes idle, at most every second and within
+``STATS_SETTLE_S`` of its last statement, so each snapshot waits until two readings
+``STATS_SETTLE_S`` apart agree. The raw baseline's tuples are counted the same way.
+
+Storage, as the tables really grow (no ``VACUUM FULL``): ``pg_total_relation_size`` of
+the chunk table (heap, TOAST and indexes) right after the run — every UPDATE of a chunk
+leaves its old version behind until a vacuum — then after a plain ``VACUUM``, with the
+space it made reusable (``pgstattuple`` of the heap and its TOAST table; the file does
+not shrink, later writes fill it). ``config.storage.autovacuum`` records whether the
+server runs autovacuum (a server without it keeps every dead version). A day of 5,000
+responders at 5 s (86.4 M points) is extrapolated from the measured bytes per point as
+grown (``storage.day_5000_responders``) and, in ``config``, from the live bytes after
+the plain ``VACUUM``; the naive table is measured the same way.
 """
 
 from __future__ import annotations
@@ -41,11 +60,14 @@ RESPONDERS = 1000
 TEAM_SIZE = 10
 BATCH = 50
 STEP_S = 5
-REQUESTS = 8000  # > any run: 8 batches of 50 per responder
+PER_RESPONDER = 8  # consecutive batches of a responder: 8 × 50 points × 5 s = 2,000 s
+GROUP = 50  # responders taking turns (one's batches are GROUP requests apart)
+REQUESTS = RESPONDERS * PER_RESPONDER  # 8,000 > any run
 SEED = 20260104
 BUCKET_S = 600  # DISPATCH_TRACK_BUCKET_MINUTES default
 DAY_POINTS = 5000 * 86400 // STEP_S  # 5,000 responders pinging every 5 s for a day
 GOAL_POINTS_PER_S = 5000
+STATS_SETTLE_S = 11.0  # > PostgreSQL's idle stats flush interval (10 s)
 
 SETUP_SCRIPT = """
 import json
@@ -79,8 +101,9 @@ COPY_TABLE = "bench_gps_copy"
 def _batches(
     count: int, t0_ms: int, centre: tuple[float, float]
 ) -> list[tuple[int, list[dict[str, Any]]]]:
-    """``count`` batches ``(responder index, points)``: round robin over responders, each
-    responder's batches consecutive in time, positions a seeded random walk."""
+    """``count`` batches ``(responder index, points)``: groups of ``GROUP`` responders in
+    turn (module docstring), each responder's batches consecutive in time, positions a
+    seeded random walk."""
     rng = random.Random(SEED)
     starts = [
         (centre[0] + rng.uniform(-0.05, 0.05), centre[1] + rng.uniform(-0.05, 0.05))
@@ -90,7 +113,10 @@ def _batches(
     walk = [list(start) for start in starts]
     batches = []
     for k in range(count):
-        who, nth = k % RESPONDERS, k // RESPONDERS
+        group, within = divmod(k, GROUP * PER_RESPONDER)
+        nth, member = divmod(within, GROUP)
+        who = (group * GROUP + member) % RESPONDERS
+        nth += (group * GROUP) // RESPONDERS * PER_RESPONDER  # past the list: later batches
         first = t0_ms + offsets[who] + nth * BATCH * STEP_S * 1000
         points = []
         for i in range(BATCH):
@@ -108,8 +134,44 @@ def _batches(
     return batches
 
 
-def _buckets_touched(points: list[dict[str, Any]]) -> int:
-    return len({p["t"] // (BUCKET_S * 1000) for p in points})
+def _tuple_counters(ctx: BenchContext) -> dict[str, tuple[int, int, int, int]]:
+    """``{table: (inserted, updated, hot updated, deleted)}`` once the counters are settled:
+    two readings ``STATS_SETTLE_S`` apart agree (every backend has reported)."""
+
+    def read() -> dict[str, tuple[int, int, int, int]]:
+        rows = ctx.sql(
+            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del "
+            "FROM pg_stat_user_tables"
+        )
+        return {str(r[0]): (int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
+
+    before = read()
+    for _ in range(6):
+        time.sleep(STATS_SETTLE_S)
+        after = read()
+        if after == before:
+            return after
+        before = after
+    raise BenchError("tuple counters did not settle: something else writes to the bench database")
+
+
+def _tuples_written(
+    before: dict[str, tuple[int, int, int, int]], after: dict[str, tuple[int, int, int, int]]
+) -> dict[str, dict[str, int]]:
+    """Per table with any change: inserted, updated (of which HOT), deleted."""
+    changed: dict[str, dict[str, int]] = {}
+    for table, counts in after.items():
+        old = before.get(table, (0, 0, 0, 0))
+        delta = [a - b for a, b in zip(counts, old, strict=True)]
+        if any(delta):
+            changed[table] = dict(
+                zip(("inserted", "updated", "hot", "deleted"), delta, strict=True)
+            )
+    return changed
+
+
+def _writes(changed: dict[str, dict[str, int]]) -> int:
+    return sum(c["inserted"] + c["updated"] + c["deleted"] for c in changed.values())
 
 
 def _stored(ctx: BenchContext) -> tuple[int, int]:
@@ -216,11 +278,41 @@ def _raw_copy(ctx: BenchContext, rows: list[list[tuple[Any, ...]]]) -> float:
     return len(flat) / elapsed
 
 
-def _bytes_per_point(ctx: BenchContext, table: str, points: int) -> float:
+def _storage(ctx: BenchContext, table: str) -> dict[str, Any]:
+    """Bytes of ``table`` as it grew, then after a plain ``VACUUM`` with what it freed."""
+    size_sql = (
+        "SELECT pg_total_relation_size(c.oid), pg_relation_size(c.oid), "
+        "coalesce(pg_total_relation_size(c.reltoastrelid), 0), pg_indexes_size(c.oid), "
+        "c.reltoastrelid FROM pg_class c WHERE c.oid = %s::regclass"
+    )
     with psycopg.connect(ctx.database_url, autocommit=True) as conn:
-        conn.execute(f"VACUUM FULL {table}")
-        size = conn.execute("SELECT pg_total_relation_size(%s::regclass)", (table,)).fetchone()
-    return float(size[0] if size else 0) / max(points, 1)
+        total, heap, toast, indexes, toast_oid = conn.execute(size_sql, (table,)).fetchone()  # type: ignore[misc]
+        grown = {"total": total, "heap": heap, "toast": toast, "indexes": indexes}
+        conn.execute(f"VACUUM {table}")
+        total, heap, toast, indexes, _oid = conn.execute(size_sql, (table,)).fetchone()  # type: ignore[misc]
+        vacuumed: dict[str, Any] = {
+            "total": total,
+            "heap": heap,
+            "toast": toast,
+            "indexes": indexes,
+        }
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        except psycopg.Error as exc:
+            vacuumed["live"] = f"pgstattuple unavailable: {exc}".strip()
+        else:
+            live, free, dead = 0, 0, 0
+            for relation in (table, int(toast_oid or 0)):
+                if not relation:
+                    continue
+                row = conn.execute(
+                    "SELECT tuple_len, free_space, dead_tuple_len FROM pgstattuple(%s::regclass)",
+                    (relation,),
+                ).fetchone()
+                if row:
+                    live, free, dead = live + row[0], free + row[1], dead + row[2]
+            vacuumed.update(live_tuple_bytes=live, reusable_bytes=free, dead_tuple_bytes=dead)
+    return {"grown": grown, "after_vacuum": vacuumed}
 
 
 def run(ctx: BenchContext) -> list[Figure]:
@@ -272,9 +364,10 @@ def run(ctx: BenchContext) -> list[Figure]:
     )
     if replay != first:
         raise BenchError(f"idempotent retry did not replay: {replay}")
-    _rows_before, points_before = _stored(ctx)
+    rows_before, points_before = _stored(ctx)
+    counters_before = _tuple_counters(ctx)
 
-    # 4. The project under load.
+    # 4. The project under load; what it wrote, from the database.
     measured = ctx.load(app, requests, label="gps batches")
     rows_after, points_after = _stored(ctx)
     new_points = points_after - points_before
@@ -284,7 +377,12 @@ def run(ctx: BenchContext) -> list[Figure]:
             f"{new_points} new points for {len(requests)} distinct batches: the list wrapped "
             "(replays) or points were lost"
         )
-    row_writes = sum(_buckets_touched(points) for _who, points in batches[:sent])
+    counters_after = _tuple_counters(ctx)
+    written = _tuples_written(counters_before, counters_after)
+    chunk = written.get("dispatch_trackchunk", {"inserted": 0, "updated": 0, "hot": 0})
+    if chunk["inserted"] != rows_after - rows_before:
+        raise BenchError(f"chunk inserts {chunk} do not match {rows_after - rows_before} new rows")
+    chunk_storage = _storage(ctx, "dispatch_trackchunk")
 
     # 5. Raw baseline: the same points, one batch per transaction, same concurrency.
     raw_rows = _raw_rows(batches)
@@ -295,15 +393,25 @@ def run(ctx: BenchContext) -> list[Figure]:
         f"  {'raw executemany':<24} {raw['points_per_s']:>9,.1f} pts/s  "
         f"p50 {raw['p50_ms']:7.2f} ms  p99 {raw['p99_ms']:7.2f} ms  batches={raw['batches']}"
     )
+    raw_written = _tuples_written(counters_after, _tuple_counters(ctx))
+    raw_points = int(ctx.sql(f"SELECT count(*) FROM {RAW_TABLE}")[0][0])  # noqa: S608
+    raw_storage = _storage(ctx, RAW_TABLE)
     copy_rate = _raw_copy(ctx, raw_rows)
     print(f"  {'raw COPY':<24} {copy_rate:>9,.1f} pts/s")
 
-    # 6. Storage: bytes per point in chunks (project) and rows (raw), compacted.
-    chunk_bpp = _bytes_per_point(ctx, "dispatch_trackchunk", points_after)
-    raw_count = ctx.sql(f"SELECT count(*) FROM {RAW_TABLE}")[0][0]  # noqa: S608
-    raw_bpp = _bytes_per_point(ctx, RAW_TABLE, int(raw_count))
-    gib = 1024**3
+    # 6. Per 1,000 points, and a day of 5,000 responders.
+    def per_k(value: float, points: int) -> float:
+        return value * 1000 / max(points, 1)
 
+    chunk_bpp = chunk_storage["grown"]["total"] / max(points_after, 1)
+    raw_bpp = raw_storage["grown"]["total"] / max(raw_points, 1)
+    live = chunk_storage["after_vacuum"].get("live_tuple_bytes")
+    live_bpp = (
+        (live + chunk_storage["after_vacuum"]["indexes"]) / max(points_after, 1)
+        if isinstance(live, int)
+        else None
+    )
+    gib = 1024**3
     points_per_s = measured.rps * BATCH
     ctx.note(
         "workload",
@@ -321,6 +429,16 @@ def run(ctx: BenchContext) -> list[Figure]:
         },
     )
     ctx.note(
+        "writes",
+        {
+            "project_tuples_by_table": written,
+            "project_points": new_points,
+            "raw_tuples_by_table": raw_written,
+            "raw_points": raw_points,
+            "source": "pg_stat_user_tables before/after, settled",
+        },
+    )
+    ctx.note(
         "raw",
         {
             "executemany_points_per_s": round(raw["points_per_s"], 1),
@@ -329,17 +447,37 @@ def run(ctx: BenchContext) -> list[Figure]:
             "table": "(user_id, t, lat, lng, accuracy) PRIMARY KEY (user_id, t)",
         },
     )
+    autovacuum = ctx.sql("SHOW autovacuum")[0][0]
     ctx.note(
         "storage",
         {
-            "chunk_bytes_per_point": round(chunk_bpp, 1),
-            "raw_row_bytes_per_point": round(raw_bpp, 1),
+            "chunks": chunk_storage,
+            "chunk_points": points_after,
+            "chunk_bytes_per_point_as_grown": round(chunk_bpp, 1),
+            "chunk_bytes_per_point_live_after_vacuum": None
+            if live_bpp is None
+            else round(live_bpp, 1),
+            "day_gib_live_after_vacuum": None
+            if live_bpp is None
+            else round(live_bpp * DAY_POINTS / gib, 2),
+            "raw": raw_storage,
+            "raw_points": raw_points,
+            "raw_bytes_per_point_as_grown": round(raw_bpp, 1),
+            "autovacuum": autovacuum,
             "day_points": DAY_POINTS,
             "day_chunk_rows": 5000 * 86400 // BUCKET_S,
-            "note": "after VACUUM FULL, indexes included; chunks of this run are partly "
-            "filled at each responder's first and last bucket, so the chunk figure is an "
-            "upper bound for full 120-point chunks",
+            "note": "as grown = pg_total_relation_size (heap, TOAST, indexes) right after the "
+            "run, dead versions of updated chunks included; a plain VACUUM makes them "
+            "reusable (reusable_bytes) but does not shrink the files. Chunks of this run "
+            "are partly filled at each responder's first and last bucket.",
         },
+    )
+    print(
+        "  writes per 1,000 points: chunk tuples "
+        f"{per_k(chunk['inserted'] + chunk['updated'], new_points):.1f} "
+        f"(raw rows {per_k(_writes(raw_written), raw_points):.1f}), all tables "
+        f"{per_k(_writes(written), new_points):.1f}; bytes/point as grown {chunk_bpp:.1f} "
+        f"(raw {raw_bpp:.1f}), live after VACUUM {live_bpp or float('nan'):.1f}"
     )
     return [
         Figure(
@@ -362,18 +500,32 @@ def run(ctx: BenchContext) -> list[Figure]:
         Figure(
             name="storage.rows_per_1000_points",
             unit="rows",
-            value=rows_after * 1000 / max(points_after, 1),
-            baseline=Baseline("naive rows per 1000 points", 1000.0, "rows"),
+            value=per_k(rows_after, points_after),
+            baseline=Baseline("naive rows per 1000 points", per_k(raw_points, raw_points), "rows"),
             better="lower",
-            description="chunk rows stored per 1,000 points",
+            description="chunk rows stored per 1,000 points stored (counted)",
         ),
         Figure(
-            name="storage.row_writes_per_1000_points",
-            unit="rows",
-            value=row_writes * 1000 / max(sent * BATCH, 1),
-            baseline=Baseline("naive row writes per 1000 points", 1000.0, "rows"),
+            name="writes.chunk_tuples_per_1000_points",
+            unit="tuples",
+            value=per_k(chunk["inserted"] + chunk["updated"], new_points),
+            baseline=Baseline(
+                "naive rows inserted per 1000 points",
+                per_k(_writes(raw_written), raw_points),
+                "tuples",
+            ),
             better="lower",
-            description="chunk inserts + updates per 1,000 points ingested",
+            description="chunk inserts + updates per 1,000 points ingested (pg_stat)",
+        ),
+        Figure(
+            name="writes.tuples_per_1000_points",
+            unit="tuples",
+            value=per_k(_writes(written), new_points),
+            baseline=Baseline(
+                "naive tuples per 1000 points", per_k(_writes(raw_written), raw_points), "tuples"
+            ),
+            better="lower",
+            description="every table: chunks, last positions, team, idempotency keys (pg_stat)",
         ),
         Figure(
             name="storage.day_5000_responders",
@@ -381,6 +533,6 @@ def run(ctx: BenchContext) -> list[Figure]:
             value=chunk_bpp * DAY_POINTS / gib,
             baseline=Baseline("naive point rows GiB", raw_bpp * DAY_POINTS / gib, "GiB"),
             better="lower",
-            description="a day of 5,000 responders every 5 s (86.4 M points), tables + indexes",
+            description="86.4 M points at the bytes per point the tables grew by (no VACUUM FULL)",
         ),
     ]

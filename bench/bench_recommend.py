@@ -12,24 +12,26 @@ with casualties.
 ``recommend_inprocess``
     ``recommend_teams(incident=..., limit=5)`` called in a loop in one Django process
     (``manage.py shell``, production settings, the bench PostgreSQL), round robin over
-    the incidents. Baseline **raw in-process**: the same loop around one psycopg query
-    (a fixed 10 km box) and the same score in plain Python (``bench/raw_recommend.py``).
-    Goal: p99 ≤ 20 ms.
+    the incidents. Baseline **raw in-process**: the same loop around
+    ``bench/raw_recommend.py``'s ``recommend_sync`` — the project's ring search (same
+    start radius, widening, filters, stopping rule, pruning and ranking inputs) in
+    hand-written SQL on a plain psycopg connection. Goal: p99 ≤ 20 ms.
 ``recommend_api``
     ``GET /api/v1/incidents/{id}/recommendations/`` as the commander ``cmd-xixian``
-    (uvicorn, production settings) beside the raw ASGI app answering the same top 5 from
-    the same single query.
+    (uvicorn, production settings) beside the raw ASGI app's ``/recommend?incident=<id>``
+    (reads the incident, then the same search).
 
-The raw baselines use one fixed box, so they can miss a better team outside it; the
-project's ring search is exact. ``config.agreement`` records for how many incidents the
-raw top 5 (codes, in order) equals the project's.
+Before timing: the raw module's radii, speeds and road factor must equal the project's
+settings, and for **every** incident the raw top 5 must equal the project's — same teams
+in the same order with the same score, distance, ETA, effective minutes, load and
+position — in-process and through both servers (``config.agreement``). The raw side
+also records its queries per recommendation (``config.queries_per_recommendation``).
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlencode
 
 from bench.harness import Baseline, BenchContext, BenchError, Figure, compare
 from bench.loadgen import Request
@@ -124,17 +126,48 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from apps.dispatch.recommendation import recommend_teams
 from apps.incidents.models import Incident
-from bench.raw_recommend import RAW_SQL, box_params, rank
+from django.conf import settings
+from apps.dispatch.routing import road_factor, speed_profile
+import bench.raw_recommend as raw_module
+from bench.raw_recommend import recommend_sync, search
 
 DURATION = {duration}
 incidents = list(Incident.objects.filter(number__regex=r"^bench-rec-[0-9]+$")
                  .select_related("category", "region").order_by("number"))
-queries = []
-project_top = {{}}
+same_settings = {{
+    "radii": list(raw_module.RADII_KM) == [float(r) for r in settings.DISPATCH_RECOMMEND_RADII_KM],
+    "speeds": raw_module.SPEEDS_KMH == speed_profile(),
+    "road_factor": raw_module.ROAD_FACTOR == road_factor(),
+}}
+
+queries, raw_queries = [], []
+project_top, raw_top = {{}}, {{}}
+raw_conn = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
+
+def args(incident):
+    return (incident.lat, incident.lng, incident.pk, incident.category.code,
+            (incident.injured or 0) + (incident.trapped or 0) > 0)
+
 for incident in incidents:
     with CaptureQueriesContext(connection) as captured:
-        project_top[incident.pk] = [r.team.code for r in recommend_teams(incident=incident)]
+        project_top[incident.pk] = [
+            [r.team.code, r.score, r.distance_km, r.eta_minutes, r.effective_minutes, r.load,
+             r.position] for r in recommend_teams(incident=incident)]
     queries.append(len(captured))
+    answers = [c.answer(rank) for rank, c in
+               enumerate(recommend_sync(raw_conn, *args(incident)), 1)]
+    raw_top[incident.pk] = [
+        [a["team"]["code"], a["score"], a["distance_km"], a["eta_minutes"],
+         a["effective_minutes"], a["load"], a["position"]] for a in answers]
+    steps, rows, n = search(*args(incident)), None, 0
+    try:
+        while True:
+            sql, params = steps.send(rows)
+            rows = raw_conn.execute(sql, params).fetchall()
+            n += 1
+    except StopIteration:
+        pass
+    raw_queries.append(n)
 
 def stats(samples):
     ordered = sorted(samples)
@@ -158,19 +191,33 @@ def loop(call):
 
 project = loop(lambda incident: recommend_teams(incident=incident))
 
-raw_conn = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
-def raw_call(incident):
-    rows = raw_conn.execute(RAW_SQL, box_params(incident.lat, incident.lng, incident.pk))
-    return rank(rows.fetchall(), incident.lat, incident.lng, incident.category.code,
-                incident.injured + incident.trapped > 0)
-raw = loop(raw_call)
-agree = sum(project_top[i.pk] == [r["code"] for r in raw_call(i)] for i in incidents)
+raw = loop(lambda incident: recommend_sync(raw_conn, *args(incident)))
+agree = sum(project_top[i.pk] == raw_top[i.pk] for i in incidents)
+differ = [{{"incident": i.pk, "project": project_top[i.pk], "raw": raw_top[i.pk]}}
+          for i in incidents if project_top[i.pk] != raw_top[i.pk]][:3]
+
+def spread(values):
+    return {{"min": min(values), "max": max(values), "mean": sum(values) / len(values)}}
+
 print("{mark}" + json.dumps({{
     "project": project, "raw": raw, "agreement": agree, "incidents": len(incidents),
-    "queries": {{"min": min(queries), "max": max(queries),
-                "mean": sum(queries) / len(queries)}},
+    "differ": differ, "same_settings": same_settings,
+    "queries": spread(queries), "raw_queries": spread(raw_queries),
     "top": {{str(k): v for k, v in project_top.items()}}}}))
 """
+
+
+def _same_fields(item: dict[str, Any]) -> list[Any]:
+    """What both answers must agree on, in the order the timing script lists it."""
+    return [
+        item["team"]["code"],
+        item["score"],
+        item["distance_km"],
+        item["eta_minutes"],
+        item["effective_minutes"],
+        item["load"],
+        item["position"],
+    ]
 
 
 def _figure(
@@ -205,8 +252,16 @@ def run(ctx: BenchContext) -> list[Figure]:
         f"p99 {raw['p99']:.2f} ms, n={raw['n']})"
     )
     ctx.note("inprocess", {"project": project, "raw": raw})
-    ctx.note("queries_per_recommendation", timing["queries"])
-    ctx.note("agreement", f"{timing['agreement']}/{timing['incidents']} incidents")
+    ctx.note(
+        "queries_per_recommendation", {"project": timing["queries"], "raw": timing["raw_queries"]}
+    )
+    if not all(timing["same_settings"].values()):
+        raise BenchError(f"raw_recommend's settings differ from the project's: {timing}")
+    if timing["agreement"] != timing["incidents"]:
+        raise BenchError(
+            f"raw and project top 5 differ for {timing['incidents'] - timing['agreement']} "
+            f"incidents, e.g. {json.dumps(timing['differ'], ensure_ascii=False)}"
+        )
 
     # 2. Via the API, beside the raw ASGI app.
     app = ctx.django()
@@ -214,28 +269,27 @@ def run(ctx: BenchContext) -> list[Figure]:
     ctx.calibrate(raw_server)
     auth = {"Authorization": f"Bearer {ctx.login('cmd-xixian')}"}
     rows = ctx.sql(
-        "SELECT i.id, i.lat, i.lng, c.code, i.injured + i.trapped > 0 "
-        "FROM incidents_incident i JOIN incidents_category c ON c.id = i.category_id "
-        "WHERE i.number ~ '^bench-rec-[0-9]+$' ORDER BY i.number"
+        "SELECT i.id FROM incidents_incident i WHERE i.number ~ '^bench-rec-[0-9]+$' "
+        "ORDER BY i.number"
     )
     api_requests, raw_requests = [], []
-    for incident_id, lat, lng, category, casualties in rows:
+    for (incident_id,) in rows:
         path = f"/api/v1/incidents/{incident_id}/recommendations/"
+        raw_path = f"/recommend?incident={incident_id}"
         answer = ctx.request(app, "GET", path, headers=auth)
-        codes = [r["team"]["code"] for r in answer["results"]]
-        if codes != timing["top"][str(incident_id)]:
+        raw_answer = ctx.request(raw_server, "GET", raw_path)
+        project_top = [_same_fields(r) for r in answer["results"]]
+        if project_top != timing["top"][str(incident_id)]:
             raise BenchError(f"{path}: the API and the function disagree")
-        query = urlencode(
-            {
-                "lat": lat,
-                "lng": lng,
-                "category": category,
-                "casualties": int(casualties),
-                "incident": incident_id,
-            }
-        )
+        if [_same_fields(r) for r in raw_answer["results"]] != project_top:
+            raise BenchError(f"{raw_path}: the raw app and the API disagree")
         api_requests.append(Request.get(path, auth))
-        raw_requests.append(Request.get(f"/recommend?{query}"))
+        raw_requests.append(Request.get(raw_path))
+    ctx.note(
+        "agreement",
+        f"{timing['agreement']}/{timing['incidents']} incidents in-process, "
+        f"{len(rows)}/{len(rows)} through the servers: same teams, order and figures",
+    )
     measured = ctx.load(app, api_requests, label="recommend api")
     baseline = ctx.load(raw_server, raw_requests, label="raw recommend")
     return [

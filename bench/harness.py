@@ -3,8 +3,11 @@
 A run (``bench/run.py``) opens one :class:`BenchContext`, which
 
 1. refuses to start unless PostgreSQL and Redis answer (:func:`check_services`);
-2. drops and re-creates the ``xixian_ems_bench`` database and flushes Redis db 14, so a
-   run never sees the previous run's rows, cached scopes or throttle counters;
+0. refuses a work tree with uncommitted changes unless told (``--allow-dirty``, recorded):
+   a result must name the code it measured (:func:`commit_info`, :func:`check_tree`);
+2. drops and re-creates the ``xixian_ems_bench`` database (``BENCH_DATABASE``) and flushes
+   Redis db 14 (``BENCH_REDIS_URL``), so a run never sees the previous run's rows, cached
+   scopes or throttle counters;
 3. runs ``migrate``, ``load_regions`` and ``seed_demo`` with the server's settings;
 4. starts uvicorn servers on demand, one process group each, on a free loopback port:
    :meth:`BenchContext.django` serves ``xixian_ems.asgi:application`` and
@@ -33,6 +36,7 @@ import json
 import math
 import os
 import platform
+import re
 import secrets
 import signal
 import socket
@@ -81,6 +85,11 @@ SCRUBBED_ENV_PREFIXES = (
 )
 
 Better = Literal["higher", "lower"]
+
+# The databases the harness may drop: ``bench`` as a whole ``_``-separated part of the name.
+BENCH_DATABASE_NAME = re.compile(r"(?:^|_)bench(?:_|$)")
+# Outputs, not inputs: a run writes them, so they must not make the next run's tree dirty.
+RESULT_PATHS = ("bench/results/",)
 
 # Average cores used by processes outside the bench above which a run is called noisy.
 NOISE_CORES = 0.25
@@ -205,13 +214,15 @@ class Options:
     postgres_url: str = "postgres://postgres@127.0.0.1:5432/postgres"
     redis_url: str = "redis://127.0.0.1:6379/14"
     database: str = "xixian_ems_bench"
+    allow_dirty: bool = False
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Options:
         env = {
             "postgres_url": os.environ.get("BENCH_POSTGRES_URL"),
             "redis_url": os.environ.get("BENCH_REDIS_URL"),
-            # Another name (ending in _bench) lets two runs share one server.
+            # Another name (with a ``bench`` part: xixian_ems_bench_rt) and another Redis db
+            # let two runs share one server.
             "database": os.environ.get("BENCH_DATABASE"),
         }
         return cls(**{**{k: v for k, v in env.items() if v}, **overrides})
@@ -227,8 +238,11 @@ class Options:
             host = urlsplit(url).hostname
             if host not in LOCAL_HOSTS:
                 raise BenchError(f"bench services must be local, not {host!r} ({url})")
-        if not self.database.endswith("_bench"):
-            raise BenchError(f"refusing to drop {self.database!r}: the name must end in _bench")
+        if not BENCH_DATABASE_NAME.search(self.database):
+            raise BenchError(
+                f"refusing to drop {self.database!r}: the name must have a 'bench' part "
+                "(xixian_ems_bench, xixian_ems_bench_rt)"
+            )
         redis_db = urlsplit(self.redis_url).path.strip("/")
         if not redis_db.isdigit() or redis_db == "0":
             raise BenchError(f"BENCH_REDIS_URL must name a non-zero db (it is flushed): {redis_db}")
@@ -700,19 +714,51 @@ def _version(package: str) -> str:
         return "?"
 
 
-def commit_info() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False, timeout=10
-        ).stdout.strip()
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False, timeout=10
+    ).stdout
 
-    return {
-        "sha": git("rev-parse", "HEAD") or None,
-        "branch": git("rev-parse", "--abbrev-ref", "HEAD") or None,
-        # Results are usually written before the change they measure is committed; new
-        # (untracked, not ignored) files count too: a new module changes what runs.
-        "dirty": bool(git("status", "--porcelain")),
+
+def commit_info(*, allow_dirty: bool = False) -> dict[str, Any]:
+    """The code a result measured: ``sha`` and ``branch`` of HEAD, and whether the work
+    tree differed from it (``dirty``, with the changed paths and a hash of the tracked
+    files' diff, so two dirty runs can be told apart). ``allow_dirty`` records that the
+    run was told to go ahead anyway (:func:`check_tree`).
+
+    Uncommitted, untracked (not ignored) files count: a new module changes what runs.
+    Result files (``bench/results/``) do not: they are what a run writes.
+    """
+    changed = [
+        line[3:]
+        for line in _git("status", "--porcelain", "--untracked-files=all").splitlines()
+        if line[3:] and not line[3:].strip('"').startswith(RESULT_PATHS)
+    ]
+    info: dict[str, Any] = {
+        "sha": _git("rev-parse", "HEAD").strip() or None,
+        "branch": _git("rev-parse", "--abbrev-ref", "HEAD").strip() or None,
+        "dirty": bool(changed),
+        "allow_dirty": allow_dirty,
     }
+    if changed:
+        diff = _git("diff", "HEAD", "--", ".", *(f":(exclude){path}" for path in RESULT_PATHS))
+        info["dirty_paths"] = changed[:50]
+        info["diff_sha256"] = hashlib.sha256(diff.encode()).hexdigest()
+    return info
+
+
+def check_tree(commit: Mapping[str, Any], *, allow_dirty: bool) -> None:
+    """Refuse to measure uncommitted code unless told: a figure must name the commit that
+    produced it, so whoever re-runs it gets the same code (``--allow-dirty`` for work in
+    progress; the result then says ``dirty: true`` and lists the changed paths)."""
+    if commit.get("sha") is None:
+        raise BenchError("not a git work tree: a result could not name its commit")
+    if commit["dirty"] and not allow_dirty:
+        paths = ", ".join(commit.get("dirty_paths", [])[:8])
+        raise BenchError(
+            f"the work tree has uncommitted changes ({paths}); commit them, or pass "
+            "--allow-dirty (recorded in the results as dirty)"
+        )
 
 
 # --- The context ----------------------------------------------------------------------------
@@ -737,6 +783,8 @@ class BenchContext:
 
     def __init__(self, options: Options) -> None:
         options.validate()
+        self.commit = commit_info(allow_dirty=options.allow_dirty)
+        check_tree(self.commit, allow_dirty=options.allow_dirty)
         self.options = options
         self.database_url = options.database_url
         self.demo_password = secrets.token_urlsafe(18)
@@ -745,7 +793,6 @@ class BenchContext:
         self._stack = ExitStack()
         self._state: _BenchState | None = None
         self.machine: dict[str, Any] = {}
-        self.commit: dict[str, Any] = {}
         self.setup_s = 0.0
         self.loadgen_ceiling: LoadResult | None = None
 
@@ -770,7 +817,6 @@ class BenchContext:
     def _provision(self) -> None:
         started = time.perf_counter()
         self.machine = machine_info(self.options)
-        self.commit = commit_info()
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         (LOG_DIR / "setup.log").write_text("", encoding="utf-8")
         self._recreate_database()

@@ -5,7 +5,9 @@ database and the servers once (bench/harness.py), runs the selected benchmarks i
 order, prints one table and writes ``bench/results/<name>.json`` per benchmark.
 
 Exit status: 0 all good; 1 a benchmark failed; 2 bad arguments; 3 PostgreSQL or Redis
-unreachable (the message names which).
+unreachable (the message names which); 4 the work tree has uncommitted changes (results
+must name the commit they measured: commit first, or pass ``--allow-dirty``, which the
+results record).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from bench.harness import (  # noqa: E402
     BenchError,
     Options,
     check_services,
+    check_tree,
+    commit_info,
     format_table,
     write_result,
 )
@@ -67,7 +71,12 @@ def parse_args(argv: list[str] | None, names: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--keep-db",
         action="store_true",
-        help="keep the xixian_ems_bench database afterwards (for bench/profile_request.py)",
+        help="keep the bench database afterwards (for bench/profile_request.py)",
+    )
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="measure a work tree with uncommitted changes (recorded as dirty in the results)",
     )
     parser.add_argument(
         "--no-write", action="store_true", help="print the table only, write no results"
@@ -100,12 +109,18 @@ def main(argv: list[str] | None = None) -> int:
         warmup=args.warmup,
         client=args.client,
         keep_db=args.keep_db,
+        allow_dirty=args.allow_dirty,
     )
     try:
         options.validate()
     except BenchError as exc:
         print(f"bench: {exc}")
         return 2
+    try:
+        check_tree(commit_info(), allow_dirty=options.allow_dirty)
+    except BenchError as exc:
+        print(f"bench: {exc}")
+        return 4
     problems = check_services(options)
     if problems:
         for service, problem in problems.items():

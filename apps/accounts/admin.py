@@ -20,8 +20,9 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts import selectors, services
-from apps.accounts.models import Device, Membership, OtpChallenge, User
+from apps.accounts.models import Device, Membership, OtpChallenge, OtpFailureCounter, User
 from apps.accounts.phones import PhoneNumberError, phone_mask, phone_normalise
+from apps.audit.personal import PersonalDataAdminMixin
 from apps.core.admin_mixins import ReadOnlyAdminMixin
 from apps.core.errors import ApplicationError
 from apps.core.scoping import restrict
@@ -79,9 +80,12 @@ class UserCreationForm(AdminUserCreationForm):
 
 
 @admin.register(User)
-class UserAdmin(RegionScopedAdminMixin, DjangoUserAdmin):
+class UserAdmin(PersonalDataAdminMixin, RegionScopedAdminMixin, DjangoUserAdmin):
     """People. Non-superusers see users holding an active membership in their scope and
-    may never touch staff flags, groups or permissions, nor anyone as senior as them."""
+    may never touch staff flags, groups or permissions, nor anyone as senior as them.
+    Showing someone's phone number or e-mail leaves an audit entry."""
+
+    audit_personal_fields = ("phone", "email")
 
     region_path_field = "memberships__region__path"
     form = UserChangeForm
@@ -281,7 +285,6 @@ class OtpChallengeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "expires_at",
         "attempts",
         "consumed_at",
-        "locked_until",
         "requested_ip",
     )
     search_fields = ("phone",)
@@ -292,7 +295,6 @@ class OtpChallengeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "expires_at",
         "attempts",
         "consumed_at",
-        "locked_until",
         "requested_ip",
     )
     readonly_fields = fields
@@ -305,4 +307,34 @@ class OtpChallengeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return request.user.is_superuser
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(OtpFailureCounter)
+class OtpFailureCounterAdmin(admin.ModelAdmin):
+    """Why must this number wait before guessing? Superusers may delete a row to lift a
+    backoff (a responder kept waiting by a distributed attack, say); nothing else."""
+
+    list_display = ("masked_phone", "address", "failures", "last_failure_at", "blocked_until")
+    search_fields = ("phone", "address")
+    fields = ("phone", "address", "failures", "last_failure_at", "blocked_until")
+    readonly_fields = fields
+
+    @admin.display(description=_("phone number"))
+    def masked_phone(self, obj: OtpFailureCounter) -> str:
+        return phone_mask(obj.phone)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apps.accounts.models import Device, OtpChallenge
+from apps.accounts.models import Device, OtpChallenge, OtpFailureCounter
 
 
 def otp_challenge_latest_for_update(phone: str) -> OtpChallenge | None:
@@ -12,6 +12,16 @@ def otp_challenge_latest_for_update(phone: str) -> OtpChallenge | None:
         .filter(phone=phone)
         .order_by("-created_at", "-id")
         .first()
+    )
+
+
+def otp_failure_counters_for_update(phone: str, addresses: list[str]) -> list[OtpFailureCounter]:
+    """The failure counters of ``phone`` for ``addresses``, locked in a fixed order
+    (conventions R3); missing rows are simply absent (created on the first failure)."""
+    return list(
+        OtpFailureCounter.objects.select_for_update()
+        .filter(phone=phone, address__in=addresses)
+        .order_by("address")
     )
 
 

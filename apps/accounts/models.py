@@ -175,8 +175,10 @@ class Device(BaseModel):
 class OtpChallenge(BaseModel):
     """A one-time login code sent to ``phone``. Only a hash of the code is stored.
 
-    ``attempts`` counts wrong guesses; at ``OTP_MAX_ATTEMPTS`` the phone is locked until
-    ``locked_until`` (the lock lives on the newest challenge of the phone).
+    ``attempts`` counts wrong guesses against this code from every address together; at
+    ``OTP_MAX_ATTEMPTS`` the code is burnt (a new one may be requested at once). How fast
+    anyone may guess is :class:`OtpFailureCounter`'s business, never a lock on the phone
+    (``apps.accounts.services``, "Phone login").
     """
 
     phone = models.CharField(_("phone number"), max_length=20)
@@ -184,7 +186,6 @@ class OtpChallenge(BaseModel):
     expires_at = models.DateTimeField(_("expires at"))
     attempts = models.PositiveSmallIntegerField(_("failed attempts"), default=0)
     consumed_at = models.DateTimeField(_("consumed at"), null=True, blank=True)
-    locked_until = models.DateTimeField(_("locked until"), null=True, blank=True)
     requested_ip = models.GenericIPAddressField(_("requested from"), null=True, blank=True)
 
     class Meta:
@@ -198,3 +199,37 @@ class OtpChallenge(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.phone} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class OtpFailureCounter(BaseModel):
+    """Wrong one-time codes for ``phone`` from one ``address`` (an IPv4 address or an IPv6
+    /64), or from every address together (``address == "*"``).
+
+    Past a free allowance each further wrong guess makes the next one wait twice as long
+    (``blocked_until``); a login from the address clears its row, and a row with no
+    failure for ``OTP_FAILURE_WINDOW_SECONDS`` starts again from zero. Written only by
+    ``services.otp_verify`` under the row lock of the phone's newest challenge.
+    """
+
+    EVERY_ADDRESS = "*"
+
+    phone = models.CharField(_("phone number"), max_length=20)
+    address = models.CharField(_("address"), max_length=64)
+    failures = models.PositiveIntegerField(_("wrong codes"), default=0)
+    last_failure_at = models.DateTimeField(_("last wrong code at"), null=True, blank=True)
+    blocked_until = models.DateTimeField(_("next guess allowed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("one-time code failure counter")
+        verbose_name_plural = _("one-time code failure counters")
+        ordering = ["phone", "address"]
+        constraints = [
+            models.UniqueConstraint(fields=["phone", "address"], name="accounts_otpfail_uniq"),
+        ]
+        indexes = [
+            # The stale-row purge.
+            models.Index(fields=["last_failure_at"], name="accounts_otpfail_last_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phone} · {self.address} · {self.failures}"

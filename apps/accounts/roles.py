@@ -34,14 +34,17 @@ _OPERATOR = {
     ("accounts", "change_membership"),
     ("accounts", "view_device"),
 }
+# The audit trail (apps.audit): commanders and administrators answer for what happens in
+# their regions, so they may search who did and read what there (SECURITY.md).
+_AUDIT_VIEW = ("audit", "view_auditentry")
 ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
     Role.OPERATOR: frozenset(_OPERATOR),
-    Role.COMMANDER: frozenset({*_OPERATOR, ("accounts", "change_user")}),
+    Role.COMMANDER: frozenset({*_OPERATOR, ("accounts", "change_user"), _AUDIT_VIEW}),
     # Liaisons look people and places up; they manage nobody.
     Role.DEPARTMENT_LIAISON: frozenset(
         {("regions", "view_region"), ("accounts", "view_user"), ("accounts", "view_membership")}
     ),
-    Role.ADMIN: frozenset({("accounts", "*"), ("regions", "*")}),
+    Role.ADMIN: frozenset({("accounts", "*"), ("regions", "*"), _AUDIT_VIEW}),
 }
 
 

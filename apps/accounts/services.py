@@ -6,9 +6,9 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group, update_last_login
@@ -22,6 +22,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from apps.accounts import locks
+from apps.accounts import otp as otp_limits
 from apps.accounts.errors import AccountsErrorCode, accounts_error
 from apps.accounts.models import (
     ROLE_RANK,
@@ -29,6 +30,7 @@ from apps.accounts.models import (
     Device,
     Membership,
     OtpChallenge,
+    OtpFailureCounter,
     Role,
     User,
 )
@@ -315,29 +317,27 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, int((moment - now).total_seconds() + 0.999))
 
 
-def _otp_locked_error(locked_until: datetime, now: datetime) -> ApplicationError:
-    return accounts_error(
-        AccountsErrorCode.OTP_LOCKED, status=429, retry_after=_seconds_until(locked_until, now)
-    )
+def _otp_locked_error(retry_after: int) -> ApplicationError:
+    return accounts_error(AccountsErrorCode.OTP_LOCKED, status=429, retry_after=retry_after)
 
 
 @transaction.atomic
 def otp_request(*, phone: str, ip: str | None = None) -> OtpSent:
     """Create a challenge for ``phone`` and text the code once the row has committed.
 
-    1. Refuse while the phone is locked by wrong guesses (a new code must not reset it).
-    2. Refuse a resend within OTP_RESEND_SECONDS of the last unused code.
+    1. Wrong guesses never refuse a request (``apps.accounts.otp``): a stranger's
+       guesses must not keep the owner from getting a fresh code.
+    2. Refuse a resend within OTP_RESEND_SECONDS of the last code that can still be
+       used (a burnt or expired one may be replaced at once).
     3. Store only an HMAC of the code; the newest challenge supersedes older ones.
     4. Send the SMS on commit: a rolled-back request never texts a code that cannot work.
     """
     phone = phone_normalise(phone)
     now = timezone.now()
     latest = locks.otp_challenge_latest_for_update(phone)
-    if latest is not None:
-        if latest.locked_until and latest.locked_until > now:
-            raise _otp_locked_error(latest.locked_until, now)
+    if latest is not None and _otp_is_live(latest, now):
         resend_at = latest.created_at + timedelta(seconds=settings.OTP_RESEND_SECONDS)
-        if latest.consumed_at is None and resend_at > now:
+        if resend_at > now:
             raise accounts_error(
                 AccountsErrorCode.OTP_RESEND_TOO_SOON,
                 status=429,
@@ -365,51 +365,118 @@ def otp_request(*, phone: str, ip: str | None = None) -> OtpSent:
     )
 
 
-def otp_verify(*, phone: str, code: str) -> OtpLogin:
-    """Check ``code`` against the newest challenge of ``phone`` and log the user in.
+def otp_verify(*, phone: str, code: str, address: str | None = None) -> OtpLogin:
+    """Check ``code`` from client ``address`` against the newest challenge of ``phone``
+    and log the user in, under the limits of :mod:`apps.accounts.otp`.
 
     The challenge row is locked for the whole check, so parallel guesses are counted one
-    after another and can never exceed OTP_MAX_ATTEMPTS. A wrong guess must be *stored*
-    and still answered with an error, so the failure is decided inside the transaction
-    and raised after it commits.
+    after another: no code takes more than OTP_MAX_ATTEMPTS wrong guesses and no counter
+    lets a guess through early. A wrong guess must be *stored* and still answered with an
+    error, so the failure is decided inside the transaction and raised after it commits.
     """
     phone = phone_normalise(phone)
+    key = otp_limits.address_key(address)
     with transaction.atomic():
         now = timezone.now()
-        # Refusals that write nothing raise straight from here.
-        challenge = _otp_check_usable(locks.otp_challenge_latest_for_update(phone), now)
+        # Refusals that write nothing raise straight from here; a caller who must wait
+        # learns nothing else (not even whether a code is pending).
+        latest = locks.otp_challenge_latest_for_update(phone)
+        counters = {
+            c.address: c
+            for c in locks.otp_failure_counters_for_update(
+                phone, [key, OtpFailureCounter.EVERY_ADDRESS]
+            )
+        }
+        wait = _otp_wait(counters.values(), now)
+        if wait:
+            raise _otp_locked_error(wait)
+        challenge = _otp_check_usable(latest, now)
         if hmac.compare_digest(challenge.code_hash, _otp_hash(phone, code)):
-            return _otp_login(challenge, phone, now)
-        failure = _otp_record_wrong_guess(challenge, now)
+            login = _otp_login(challenge, phone, now)
+            # Proof of the code: this address and the phone start afresh.
+            OtpFailureCounter.objects.filter(
+                phone=phone, address__in=[key, OtpFailureCounter.EVERY_ADDRESS]
+            ).delete()
+            return login
+        failure = _otp_record_wrong_guess(challenge, counters, key, now)
     raise failure
+
+
+def _otp_is_live(challenge: OtpChallenge, now: datetime) -> bool:
+    return (
+        challenge.consumed_at is None
+        and challenge.attempts < settings.OTP_MAX_ATTEMPTS
+        and challenge.expires_at > now
+    )
 
 
 def _otp_check_usable(challenge: OtpChallenge | None, now: datetime) -> OtpChallenge:
     if challenge is None or challenge.consumed_at is not None:
         raise accounts_error(AccountsErrorCode.OTP_NOT_PENDING)
-    if challenge.locked_until and challenge.locked_until > now:
-        raise _otp_locked_error(challenge.locked_until, now)
     if challenge.attempts >= settings.OTP_MAX_ATTEMPTS:
-        # Lock served, but this code stays burnt: guessing on must start a new challenge.
+        # Burnt by wrong guesses: guessing on must start a new challenge.
         raise accounts_error(AccountsErrorCode.OTP_NOT_PENDING)
     if challenge.expires_at <= now:
         raise accounts_error(AccountsErrorCode.OTP_EXPIRED)
     return challenge
 
 
-def _otp_record_wrong_guess(challenge: OtpChallenge, now: datetime) -> ApplicationError:
+def _otp_wait(counters: Iterable[OtpFailureCounter], now: datetime) -> int:
+    """Seconds until the caller may guess again (0: now)."""
+    until = [c.blocked_until for c in counters if c.blocked_until and c.blocked_until > now]
+    return _seconds_until(max(until), now) if until else 0
+
+
+def _otp_count_failure(
+    counter: OtpFailureCounter | None, phone: str, address: str, free: int, now: datetime
+) -> OtpFailureCounter:
+    window = timedelta(seconds=settings.OTP_FAILURE_WINDOW_SECONDS)
+    if counter is None:
+        counter = OtpFailureCounter(phone=phone, address=address)
+    elif counter.last_failure_at is None or now - counter.last_failure_at > window:
+        counter.failures = 0  # forgotten: a new episode
+    counter.failures += 1
+    counter.last_failure_at = now
+    counter.blocked_until = otp_limits.blocked_until(counter.failures, free, now)
+    counter.save()
+    return counter
+
+
+def _otp_record_wrong_guess(
+    challenge: OtpChallenge,
+    counters: dict[str, OtpFailureCounter],
+    key: str,
+    now: datetime,
+) -> ApplicationError:
     attempts = challenge.attempts + 1
-    fields: dict[str, Any] = {"attempts": F("attempts") + 1, "updated_at": now}
-    if attempts >= settings.OTP_MAX_ATTEMPTS:
-        fields["locked_until"] = now + timedelta(seconds=settings.OTP_LOCK_SECONDS)
-    OtpChallenge.objects.filter(pk=challenge.pk).update(**fields)
-    if attempts >= settings.OTP_MAX_ATTEMPTS:
+    OtpChallenge.objects.filter(pk=challenge.pk).update(attempts=F("attempts") + 1, updated_at=now)
+    mine = _otp_count_failure(
+        counters.get(key), challenge.phone, key, settings.OTP_ADDRESS_FREE_FAILURES, now
+    )
+    every = _otp_count_failure(
+        counters.get(OtpFailureCounter.EVERY_ADDRESS),
+        challenge.phone,
+        OtpFailureCounter.EVERY_ADDRESS,
+        settings.OTP_PHONE_FREE_FAILURES,
+        now,
+    )
+    if every.blocked_until is not None:
         logger.warning(
-            "otp locked: phone=%s challenge=%s", phone_mask(challenge.phone), challenge.pk
+            "otp backoff for every address: phone=%s failures=%s",
+            phone_mask(challenge.phone),
+            every.failures,
         )
-        return _otp_locked_error(fields["locked_until"], now)
+    elif mine.blocked_until is not None:
+        logger.info(
+            "otp backoff: phone=%s address=%s failures=%s",
+            phone_mask(challenge.phone),
+            key,
+            mine.failures,
+        )
     return accounts_error(
-        AccountsErrorCode.OTP_INVALID, attempts_left=settings.OTP_MAX_ATTEMPTS - attempts
+        AccountsErrorCode.OTP_INVALID,
+        attempts_left=max(0, settings.OTP_MAX_ATTEMPTS - attempts),
+        retry_after=_otp_wait((mine, every), now),
     )
 
 

@@ -24,6 +24,9 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     CONFLICT = "conflict"
     SERVER_ERROR = "server_error"
+    REQUEST_TOO_LARGE = "request_too_large"
+    VALUE_OUT_OF_RANGE = "value_out_of_range"
+    TEXT_NOT_ALLOWED = "text_not_allowed"
     # Authentication and authorisation
     NOT_AUTHENTICATED = "not_authenticated"
     AUTHENTICATION_FAILED = "authentication_failed"
@@ -46,6 +49,9 @@ DEFAULT_MESSAGES: dict[str, Any] = {
     ErrorCode.RATE_LIMITED: _("Too many requests. Try again later."),
     ErrorCode.CONFLICT: _("The request conflicts with the current state."),
     ErrorCode.SERVER_ERROR: _("An internal error occurred. It has been logged."),
+    ErrorCode.REQUEST_TOO_LARGE: _("The request body is too large."),
+    ErrorCode.VALUE_OUT_OF_RANGE: _("A value is out of the range this field can hold."),
+    ErrorCode.TEXT_NOT_ALLOWED: _("The address holds characters that are not allowed."),
     ErrorCode.NOT_AUTHENTICATED: _("Authentication credentials were not provided."),
     ErrorCode.AUTHENTICATION_FAILED: _("Authentication failed."),
     ErrorCode.TOKEN_INVALID: _("The token is invalid, expired or revoked."),

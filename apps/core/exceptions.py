@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -20,6 +21,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from apps.core.errors import DEFAULT_MESSAGES, ApplicationError, ErrorCode
+from apps.core.middleware import wants_json
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +82,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             headers={"WWW-Authenticate": 'Bearer realm="api"'},
         )
 
+    if isinstance(exc, DataError | OverflowError):
+        # A value the database or the calendar cannot hold (an integer beyond its column,
+        # a duration past year 9999) that no serializer bounded: still the caller's input.
+        logger.warning("input out of range on %s: %r", _path(context), exc)
+        return Response(
+            envelope(ErrorCode.VALUE_OUT_OF_RANGE, DEFAULT_MESSAGES[ErrorCode.VALUE_OUT_OF_RANGE]),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # not an API exception: Django's 500 path (json_server_error) handles it
@@ -107,12 +117,42 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return response
 
 
+def _path(context: dict[str, Any]) -> str:
+    request = context.get("request")
+    return str(getattr(request, "path", ""))[:200]
+
+
 # --- Non-DRF views (URL not found, crashes) under /api/ still answer JSON ----------------
 
 
 def _wants_json(request: Any) -> bool:
-    path = getattr(request, "path", "")
-    return path.startswith(("/api/", "/open311/", "/healthz", "/readyz"))
+    return wants_json(request)
+
+
+def json_bad_request(request: Any, exception: Exception | None = None) -> Any:
+    """handler400: a body over the size limit, too many fields, a malformed request that
+    Django refused before any view — JSON for API clients (never Django's HTML page)."""
+    if _wants_json(request):
+        if isinstance(exception, RequestDataTooBig | TooManyFieldsSent):
+            code = ErrorCode.REQUEST_TOO_LARGE
+            return JsonResponse(envelope(code, DEFAULT_MESSAGES[code]), status=413)
+        return JsonResponse(
+            envelope(ErrorCode.INVALID, DEFAULT_MESSAGES[ErrorCode.INVALID], {"fields": {}}),
+            status=400,
+        )
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)
+
+
+def json_permission_denied(request: Any, exception: Exception | None = None) -> Any:
+    """handler403 (e.g. a CSRF refusal outside DRF): JSON for API clients."""
+    if _wants_json(request):
+        code = ErrorCode.PERMISSION_DENIED
+        return JsonResponse(envelope(code, DEFAULT_MESSAGES[code]), status=403)
+    from django.views.defaults import permission_denied
+
+    return permission_denied(request, exception)
 
 
 def json_not_found(request: Any, exception: Exception | None = None) -> Any:

@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from apps.audit.personal import PersonalDataAdminMixin
 from apps.core.admin_mixins import ReadOnlyInlineMixin
 from apps.core.errors import ApplicationError
 from apps.incidents.api.attachment_urls import attachment_url
@@ -131,7 +132,8 @@ class IncidentEventInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(Incident)
-class IncidentAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class IncidentAdmin(PersonalDataAdminMixin, RegionScopedAdminMixin, admin.ModelAdmin):
+    audit_personal_fields = ("reporter_name", "reporter_phone")  # each showing is audited
     region_path_field = "region__path"
     list_display = (
         "number",
@@ -299,8 +301,10 @@ class IncidentAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Report)
-class ReportAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class ReportAdmin(PersonalDataAdminMixin, RegionScopedAdminMixin, admin.ModelAdmin):
     """The triage queue: submitted reports first, SOS first among them, oldest first."""
+
+    audit_personal_fields = ("phone",)  # each showing of a reporter's number is audited
 
     region_path_field = "region__path"
     list_display = (

@@ -244,7 +244,7 @@ def reports_submitted_emit(
         items.append((streams.region_and_ancestors(report.region), "report.submitted", board))
         items.append(([streams.report(report.pk)], "report.submitted", received))
     if items:
-        events.emit_many(items)
+        events.emit_many(items, returning=False)
 
 
 def report_linked(report: Report, incident: Incident, entry: IncidentEvent) -> None:

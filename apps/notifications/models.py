@@ -189,6 +189,15 @@ class Notification(BaseModel):
             ),
             # A recipient's messages (acknowledgement by key prefix, admin by person).
             models.Index(fields=["user", "-created_at"], name="notif_user_idx"),
+            # Prefix lookups of a message's rows (receipts released when a task is
+            # answered, cancellation): LIKE 'prefix%' can use only a pattern_ops index
+            # unless the database collation is "C"; without it each one read the whole
+            # outbox (bench/bench_tasks.py, task acceptance).
+            models.Index(
+                fields=["dedupe_key"],
+                name="notif_dedupe_prefix_idx",
+                opclasses=["varchar_pattern_ops"],
+            ),
         ]
 
     def __str__(self) -> str:

@@ -46,7 +46,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils import translation
 
-from apps.realtime import access, heads, selectors
+from apps.realtime import access, eager, heads, publisher, selectors
 from apps.realtime.auth import SUBPROTOCOL_PREFIX
 from apps.realtime.errors import MESSAGES, CloseCode, RealtimeErrorCode
 from apps.realtime.frames import encode, iso
@@ -132,36 +132,84 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         ``broadcast``). Here each source (the client, the channel layer) has one
         long-lived pump, and one lock keeps what Channels guarantees and the replay
         relies on: one handler at a time per consumer, each source in order.
+
+        Group messages (the live events) skip even the pump where the layer allows it
+        (``apps.realtime.layers``): the layer hands each one, decoded once for all the
+        process's sockets, to :meth:`_offer`, which runs the handler at once under the
+        same lock (``apps.realtime.eager``). The lock is FIFO, so live events keep their
+        order among themselves and behind a replay that holds it.
         """
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.base_send = send
+        self._lock = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        self._failed: asyncio.Future[None] = loop.create_future()
+        self._offered: set[asyncio.Task[None]] = set()
         sources = [receive]
+        set_sink = None
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
             sources.append(self.channel_receive)
-        lock = asyncio.Lock()
+            set_sink = getattr(self.channel_layer, "set_sink", None)
+            if set_sink is not None:
+                set_sink(self.channel_name, self._offer)
 
         async def pump(source: Any) -> None:
             while True:
                 message = await source()
-                async with lock:
+                async with self._lock:
                     await self.dispatch(message)
 
         pumps = [asyncio.ensure_future(pump(source)) for source in sources]
         try:
-            done, _pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_EXCEPTION)
+            done, _pending = await asyncio.wait(
+                [*pumps, self._failed], return_when=asyncio.FIRST_EXCEPTION
+            )
             for task in done:
                 task.result()  # StopConsumer (a clean end) or the handler's error
         except StopConsumer:
             pass
         finally:
-            for task in pumps:
+            if set_sink is not None:
+                set_sink(self.channel_name, None)
+            running = [*pumps, *self._offered]
+            for task in running:
                 task.cancel()
-            for task in pumps:
+            for task in running:
                 with contextlib.suppress(asyncio.CancelledError, StopConsumer):
                     await task
+
+    def _offer(self, message: dict[str, Any]) -> None:
+        """A group message from the layer's sink (read-only: every socket of the process
+        gets the same dict). Handled now if the consumer is idle, else queued on its lock;
+        a handler's error ends the consumer as it would in the pump."""
+        if self._failed.done():
+            return
+        try:
+            task = eager.start(self._handle_offered(message))
+        except Exception as exc:
+            self._failed.set_exception(exc)
+            return
+        if task is not None:
+            self._offered.add(task)
+            task.add_done_callback(self._offered_done)
+
+    async def _handle_offered(self, message: dict[str, Any]) -> None:
+        async with self._lock:
+            if message.get("type") == publisher.MESSAGE_TYPE:
+                await self.realtime_event(message)
+            else:
+                await self.dispatch(message)
+
+    def _offered_done(self, task: asyncio.Task[None]) -> None:
+        self._offered.discard(task)
+        if task.cancelled() or self._failed.done():
+            return
+        error = task.exception()
+        if error is not None:
+            self._failed.set_exception(error)
 
     async def connect(self) -> None:
         self.streams: dict[str, int] = {}  # stream → last sequence number sent
@@ -313,7 +361,8 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             await self._repair_gap(stream, last, seq)
             if self.streams.get(stream) != last:
                 return  # unsubscribed or re-subscribed meanwhile; that path took over
-        await self.send(text_data=message["frame"])
+        # Channels' ``send`` does just this, two calls deeper (once per socket per event).
+        await self.base_send({"type": "websocket.send", "text": message["frame"]})
         self.streams[stream] = seq
         if self.heads is not None:
             self.heads.saw(stream, seq)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from django.conf import settings
+from django.db import connection
 
 from apps.realtime.frames import event_frame
 from apps.realtime.models import Event, StreamCounter
@@ -100,6 +101,24 @@ def replay_since(stream: str, since: int) -> Replay:
 
 def stream_heads(stream_names: list[str]) -> dict[str, int]:
     """``{stream: last committed number}`` of the named streams that have one (one query,
-    primary-key lookups)."""
-    rows = StreamCounter.objects.filter(stream__in=stream_names).values_list("stream", "last_seq")
+    primary-key lookups).
+
+    The names go as one array parameter on PostgreSQL: a process's head check names every
+    stream its sockets follow (thousands), and ``stream__in`` would build and bind one
+    placeholder per name in Python every few seconds, holding the GIL the event loop
+    delivers with (measured: 7 % of a process's CPU under the targeted bench, in bursts).
+    """
+    if not stream_names:
+        return {}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_HEADS_SQL, [list(stream_names)])
+            rows = cursor.fetchall()
+    else:
+        rows = list(
+            StreamCounter.objects.filter(stream__in=stream_names).values_list("stream", "last_seq")
+        )
     return {stream: int(last) for stream, last in rows}
+
+
+_HEADS_SQL = "SELECT stream, last_seq FROM realtime_streamcounter WHERE stream = ANY(%s::text[])"

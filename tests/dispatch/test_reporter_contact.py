@@ -143,3 +143,18 @@ def test_no_realtime_event_carries_the_reporter_contact(scene: Scene) -> None:
         assert PHONE.removeprefix("+86") not in payload
         assert "王先生" not in payload
         assert not any(p.removeprefix("+86") in payload for p in report_phones)
+
+
+def test_only_a_contact_really_shown_is_audited_as_a_personal_read(scene: Scene) -> None:
+    from apps.audit.models import AuditEntry
+
+    scene.task("accepted")
+    reads = AuditEntry.objects.filter(action=AuditEntry.Action.PERSONAL_READ)
+    # when: a responder of another team reads the incident (the contact is hidden)
+    assert not shows_contact(detail(scene.other_member, scene))
+    # then: nothing of the reporter reached them, nothing is recorded
+    assert not reads.filter(actor=scene.other_member).exists()
+    # when: the assigned team reads it
+    assert shows_contact(detail(scene.member, scene))
+    # then: the read is recorded for them
+    assert reads.filter(actor=scene.member, object_id=str(scene.incident.pk)).exists()

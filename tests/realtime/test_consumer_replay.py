@@ -3,11 +3,16 @@
 Negative checks use a *sentinel*: after the step that must deliver nothing, an event on
 another subscribed stream is published; the channel queue is FIFO, so if the next frame
 is the sentinel, nothing was delivered before it.
+
+Every test runs twice: on the in-memory layer (live events through the consumer's pump)
+and on the production layer over a real Redis (``apps.realtime.layers``: live events
+handed to the consumer by the layer's sink, run eagerly under its lock).
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +26,25 @@ from tests.factories.accounts import CitizenFactory
 from tests.realtime.conftest import ask, connected, frames
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(
+    autouse=True,
+    params=["in-memory", pytest.param("redis-sinks", marks=pytest.mark.services)],
+)
+def channel_layer_kind(request: Any, settings: Any, _fresh_channel_layer: None) -> str:
+    """The layer the sockets run on (see the module docstring)."""
+    if request.param == "redis-sinks":
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "apps.realtime.layers.EventPubSubChannelLayer",
+                "CONFIG": {
+                    "hosts": [{"address": settings.TEST_REDIS_URL}],
+                    "prefix": f"xems-test-{uuid.uuid4().hex[:10]}",
+                },
+            }
+        }
+    return str(request.param)
 
 
 @pytest.fixture

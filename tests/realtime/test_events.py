@@ -64,6 +64,23 @@ def test_emit_many_numbers_shared_streams_in_list_order() -> None:
     ]
 
 
+def test_emit_many_without_returning_writes_and_publishes_the_same_events(
+    published, django_capture_on_commit_callbacks
+) -> None:
+    # when: a hot path that needs no model instances back
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        emitted = events.emit_many(
+            [(["report.1", "region.xixian"], "report.submitted", {"i": 1})], returning=False
+        )
+    # then: nothing built, everything written and published
+    assert emitted == []
+    assert sorted(Event.objects.values_list("stream", "seq")) == [
+        ("region.xixian", 1),
+        ("report.1", 1),
+    ]
+    assert [(e.stream, e.seq) for e in published[0]] == [("region.xixian", 1), ("report.1", 1)]
+
+
 def test_the_events_of_a_transaction_are_published_once_after_commit(
     published, django_capture_on_commit_callbacks
 ) -> None:
@@ -224,3 +241,35 @@ def test_in_production_such_a_payload_is_logged_and_encoded_leniently(
 def test_bad_arguments_are_programming_errors(streams_to, kind, payload) -> None:
     with pytest.raises((TypeError, ValueError)):
         events.emit(streams_to, kind, payload)
+
+
+def test_on_postgresql_an_emit_is_one_statement_with_the_payloads_sent_once() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement path is PostgreSQL's")
+    # given: a payload that needs escaping (quotes, backslashes, Chinese) to four streams
+    payload = {"text": '他说"快来"\\n', "path": "C:\\temp", "标题": "积水"}
+    streams = ["incident.9", "region.fengdong", "region.xixian", "user.3"]
+    # when
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        emitted = events.emit(streams, "incident.note", payload)
+    # then: reservation and rows in one round trip, the payload in it once
+    (statement,) = [q["sql"] for q in queries.captured_queries if "realtime_" in q["sql"]]
+    assert statement.count("快来") == 1
+    assert [(e.stream, e.seq) for e in emitted] == [(s, 1) for s in streams]
+    stored = Event.objects.filter(stream__in=streams).order_by("stream")
+    assert [e.payload for e in stored] == [payload] * 4
+    assert [e.pk for e in stored] == [e.pk for e in emitted]
+
+
+def test_the_head_of_many_streams_is_read_in_one_query(django_assert_num_queries) -> None:
+    from apps.realtime.selectors import stream_heads
+
+    events.emit(["user.1", "user.2"], "task.dispatched", {})
+    events.emit(["user.2"], "task.accepted", {})
+    names = ["user.1", "user.2", "user.404"] + [f"user.{n}" for n in range(1000, 3000)]
+    with django_assert_num_queries(1):
+        heads = stream_heads(names)
+    assert heads == {"user.1": 1, "user.2": 2}

@@ -53,7 +53,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "axes",
+    "corsheaders",
+    "csp",
     "apps.core",
+    "apps.audit",
     "apps.regions",
     "apps.accounts",
     "apps.realtime",
@@ -66,16 +70,25 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: refuses NUL in paths and queries; no exception leaves a request unfinished.
+    "apps.core.middleware.RequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves admin and API-doc assets from our own process: no CDN at run time.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Writes and personal-data reads, after the response (apps.audit.recorder).
+    "apps.audit.middleware.AuditMiddleware",
+    # Admin sessions end when idle and after a shift (apps.accounts.sessions).
+    "apps.accounts.sessions.SessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a locked-out password login into its 429 page (apps.accounts.lockout).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "xixian_ems.urls"
@@ -144,11 +157,13 @@ if REDIS_URL:
         }
     }
     # The pub/sub layer: measured far lower tail latency than the list-based core layer
-    # for targeted sends (the realtime benchmark measures it). Pool size is explicit, not the
-    # asyncio default of 100 that failed handshakes in a reconnect storm.
+    # for targeted sends (bench/bench_realtime.py); the realtime app's subclass decodes a
+    # group message once per process instead of once per socket (apps.realtime.layers).
+    # Pool size is explicit, not the asyncio default of 100 that failed handshakes in a
+    # reconnect storm.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "apps.realtime.layers.EventPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "max_connections": REDIS_CHANNEL_MAX_CONNECTIONS}],
                 "prefix": CHANNEL_LAYER_PREFIX,
@@ -190,6 +205,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "apps.core.tasks.purge_idempotency_keys",
         "schedule": 3600.0,
     },
+    "audit-prune": {"task": "apps.audit.tasks.audit_prune", "schedule": 86400.0},
+    "accounts-otp-failure-counters-purge": {
+        "task": "apps.accounts.tasks.otp_failure_counters_purge",
+        "schedule": 3600.0,
+    },
     "dispatch-tracks-downsample": {
         "task": "apps.dispatch.tasks.tracks_downsample_old",
         "schedule": 900.0,
@@ -219,6 +239,30 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Password logins (admin form and API auth/token/) pass django-axes first: a username is
+# locked from one client address after LOGIN_FAILURE_LIMIT wrong passwords, never from
+# every address (apps.accounts.lockout).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "apps.core.client_address.client_address"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # our own log lines; axes would log every attempt at INFO
+
+# Admin sessions: idle timeout and absolute lifetime (apps.accounts.sessions). The cookie
+# lives no longer than the session may.
+SESSION_IDLE_TIMEOUT_SECONDS = env.int("SESSION_IDLE_TIMEOUT_SECONDS", default=1800)
+SESSION_MAX_AGE_SECONDS = env.int("SESSION_MAX_AGE_SECONDS", default=43200)
+SESSION_COOKIE_AGE = SESSION_MAX_AGE_SECONDS
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=30)),
@@ -231,12 +275,20 @@ SIMPLE_JWT = {
     "USER_ID_CLAIM": "user_id",
 }
 
-# One-time login codes for phone users (citizens, responders).
+# One-time login codes for phone users (citizens, responders). Guessing limits per
+# (phone, address) and per phone, with doubling waits instead of a lock: apps.accounts.otp.
 OTP_LENGTH = 6
 OTP_TTL_SECONDS = env.int("OTP_TTL_SECONDS", default=300)
-OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5)
-OTP_LOCK_SECONDS = env.int("OTP_LOCK_SECONDS", default=900)
+OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5)  # wrong guesses burn one code
 OTP_RESEND_SECONDS = env.int("OTP_RESEND_SECONDS", default=60)
+OTP_ADDRESS_FREE_FAILURES = env.int("OTP_ADDRESS_FREE_FAILURES", default=5)
+OTP_PHONE_FREE_FAILURES = env.int("OTP_PHONE_FREE_FAILURES", default=50)
+OTP_BACKOFF_BASE_SECONDS = env.int("OTP_BACKOFF_BASE_SECONDS", default=30)
+OTP_BACKOFF_MAX_SECONDS = env.int("OTP_BACKOFF_MAX_SECONDS", default=3600)
+OTP_FAILURE_WINDOW_SECONDS = env.int("OTP_FAILURE_WINDOW_SECONDS", default=86400)
+if OTP_BACKOFF_MAX_SECONDS >= OTP_FAILURE_WINDOW_SECONDS:
+    # A counter must not forget while its holder is still waiting (the bound's premise).
+    raise ImproperlyConfigured("OTP_BACKOFF_MAX_SECONDS must be below OTP_FAILURE_WINDOW_SECONDS")
 SMS_BACKEND = env.str("SMS_BACKEND", default="apps.core.sms.ConsoleSmsBackend")
 
 # --- Reverse proxies ------------------------------------------------------------------
@@ -252,6 +304,42 @@ for _proxy in TRUSTED_PROXIES:
     except ValueError as _exc:
         raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_exc}") from None
 
+# --- Browser security headers ----------------------------------------------------------
+# HSTS and secure cookies are production's (settings/production.py); these hold everywhere.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): the admin runs no inline script or style, so
+# everything comes from our own origin; the API docs pages relax it for themselves
+# (xixian_ems/urls.py). JSON answers carry it too (harmless, and no page can frame them).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# CORS is closed: the mobile apps are no browsers and the admin is same-origin, so no
+# cross-origin page may call the API unless its origin is listed here (e.g. a web board
+# on another host). Bearer tokens only: cookies are never allowed cross-origin.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/(api|open311)/.*$"
+CORS_ALLOW_CREDENTIALS = False
+if CORS_ALLOWED_ORIGINS:
+    # Only then: closed, the API sends no CORS header at all (not even "Vary: Origin"),
+    # exactly like the fast intake path, which answers before any middleware.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("csp.middleware.CSPMiddleware"), "corsheaders.middleware.CorsMiddleware"
+    )
+
 # --- REST framework -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -264,6 +352,16 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.exceptions.api_exception_handler",
+    # Hostile input refused before any view (apps/core/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.core.api.parsers.SafeJSONParser",
+        "apps.core.api.parsers.SafeFormParser",
+        "apps.core.api.parsers.SafeMultiPartParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": [
+        "apps.core.api.renderers.SafeJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_THROTTLE_RATES": {
         "otp_request_ip": env.str("THROTTLE_OTP_REQUEST_IP", default="20/hour"),
         "otp_request_phone": env.str("THROTTLE_OTP_REQUEST_PHONE", default="5/hour"),
@@ -340,6 +438,13 @@ MEDIA_ACCEL_REDIRECT = env.str("DJANGO_MEDIA_ACCEL_REDIRECT", default="")
 # How long the signed photo links of a tracking answer (an anonymous reporter's) open the
 # photo (apps.incidents.policies).
 ATTACHMENTS_SIGNED_URL_SECONDS = 15 * 60
+
+# --- Audit trail (apps.audit, SECURITY.md) ----------------------------------------------
+# Entries older than this are pruned daily; never fewer than 180 days (等保 level 3, the
+# Cybersecurity Law's six months of network logs).
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
+if AUDIT_RETENTION_DAYS < 180:
+    raise ImproperlyConfigured("AUDIT_RETENTION_DAYS must be at least 180")
 
 # --- Idempotency ------------------------------------------------------------------------
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)

@@ -10,6 +10,7 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -25,9 +26,11 @@ from apps.accounts.api.throttles import (
     OtpRequestPhoneThrottle,
     OtpVerifyIpThrottle,
 )
+from apps.accounts.errors import AccountsErrorCode, accounts_error
+from apps.accounts.lockout import lockout_seconds
 from apps.accounts.models import Device
 from apps.core.api.schema import error_response
-from apps.core.client_address import client_ip
+from apps.core.client_address import client_address, client_ip
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 
 TAG = "auth"
@@ -70,13 +73,29 @@ def _client_ip(request: Request) -> str | None:
         200: s.TokenPairOutput,
         400: error_response("invalid"),
         401: error_response("authentication_failed"),
-        429: error_response("rate_limited"),
+        429: error_response(
+            "rate_limited / login_locked: too many wrong passwords for this username from "
+            "this address (extra.retry_after)"
+        ),
     },
 )
 class TokenObtainApi(RetryAfterMixin, TokenObtainPairView):
-    """Username + password → access and refresh tokens (phone users have no password)."""
+    """Username + password → access and refresh tokens (phone users have no password).
+
+    Failed passwords count towards the same per (username, address) lockout as the
+    admin's login form (``apps.accounts.lockout``)."""
 
     throttle_classes = (LoginIpThrottle,)
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return super().post(request, *args, **kwargs)
+        except AuthenticationFailed:
+            if getattr(request, "axes_locked_out", False):
+                raise accounts_error(
+                    AccountsErrorCode.LOGIN_LOCKED, status=429, retry_after=lockout_seconds()
+                ) from None
+            raise
 
 
 class TokenRefreshApi(RetryAfterMixin, APIView):
@@ -145,7 +164,8 @@ class OtpRequestApi(RetryAfterMixin, APIView):
             202: s.OtpRequestOutput,
             400: error_response("invalid (extra.fields.phone)"),
             429: error_response(
-                "rate_limited / otp_resend_too_soon / otp_locked (extra.retry_after)"
+                "rate_limited / otp_resend_too_soon (extra.retry_after); wrong guesses "
+                "never refuse a new code"
             ),
         },
     )
@@ -170,17 +190,23 @@ class OtpVerifyApi(RetryAfterMixin, APIView):
         responses={
             200: s.OtpVerifyOutput,
             400: error_response(
-                "invalid / otp_invalid (extra.attempts_left) / otp_expired / otp_not_pending"
+                "invalid / otp_invalid (extra.attempts_left, extra.retry_after) / "
+                "otp_expired / otp_not_pending"
             ),
             403: error_response("account_inactive"),
-            429: error_response("otp_locked (extra.retry_after) / rate_limited"),
+            429: error_response(
+                "otp_locked: wait extra.retry_after seconds before guessing again "
+                "(too many wrong codes from this address, or for this phone) / rate_limited"
+            ),
         },
     )
     def post(self, request: Request) -> Response:
         data = s.OtpVerifyInput(data=request.data)
         data.is_valid(raise_exception=True)
         login = services.otp_verify(
-            phone=data.validated_data["phone"], code=data.validated_data["code"]
+            phone=data.validated_data["phone"],
+            code=data.validated_data["code"],
+            address=client_address(request),
         )
         return Response(s.OtpVerifyOutput(login).data)
 

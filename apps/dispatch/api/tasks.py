@@ -22,12 +22,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.audit.personal import audit_personal_read
+from apps.core.api.parsers import SafeFormParser, SafeJSONParser, SafeMultiPartParser
 from apps.core.errors import ApplicationError
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from apps.core.pagination import CursorPagination
@@ -306,7 +307,7 @@ class TaskCommandApi(APIView):
     ``operator`` (who may call) and :meth:`execute` (one service call)."""
 
     permission_classes = [IsAuthenticated]
-    parser_classes: ClassVar[list[Any]] = [JSONParser]
+    parser_classes: ClassVar[list[Any]] = [SafeJSONParser]
     InputSerializer: ClassVar[type[serializers.Serializer]] = _NoInput
     operator: ClassVar[bool] = True
 
@@ -461,7 +462,7 @@ class CompleteInput(serializers.Serializer):
 )
 class TaskCompleteApi(TaskCommandApi):
     operator = False
-    parser_classes: ClassVar[list[Any]] = [MultiPartParser, FormParser, JSONParser]
+    parser_classes: ClassVar[list[Any]] = [SafeMultiPartParser, SafeFormParser, SafeJSONParser]
 
     def input_data(self, request: Request) -> dict[str, Any]:
         result = CompleteInput(data={"result": request.data.get("result", "")})
@@ -487,7 +488,16 @@ class TaskDetailApi(APIView):
     )
     def get(self, request: Request, task_id: int) -> Response:
         detail = selectors.task_detail(user=request.user, task_id=task_id)
-        return Response(TaskDetailOutput(detail).data)
+        data = TaskDetailOutput(detail).data
+        shown = [f for f in ("reporter_name", "reporter_phone") if data["incident"].get(f)]
+        if shown:  # the reporter's contact reached this responder: audited
+            audit_personal_read(
+                request,
+                object_type="incidents.incident",
+                object_ids=[detail.task.incident_id],
+                fields=shown,
+            )
+        return Response(data)
 
 
 class MyCurrentTasksApi(APIView):
@@ -572,7 +582,7 @@ class IncidentRoomApi(GenericAPIView):
     serializer_class = RoomMessageOutput
     queryset = RoomMessage.objects.none()
     filter_backends: ClassVar[list[Any]] = []
-    parser_classes: ClassVar[list[Any]] = [MultiPartParser, FormParser, JSONParser]
+    parser_classes: ClassVar[list[Any]] = [SafeMultiPartParser, SafeFormParser, SafeJSONParser]
 
     @extend_schema(
         tags=[TAG_ROOM],

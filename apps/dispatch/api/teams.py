@@ -26,6 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.audit.personal import audit_personal_read
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from apps.core.pagination import CursorPagination
 from apps.dispatch.models import Team, TeamKind, TeamStatus
@@ -165,7 +166,14 @@ class TeamDetailApi(APIView):
     )
     def get(self, request: Request, code: str) -> Response:
         team = selectors.team_get(user=request.user, code=code)
-        return Response(TeamDetailOutput(team).data)
+        data = TeamDetailOutput(team).data
+        audit_personal_read(  # members' phone numbers: audited
+            request,
+            object_type="accounts.user",
+            object_ids=[m["user_id"] for m in data["members"] if m.get("phone")],
+            fields=("phone",),
+        )
+        return Response(data)
 
 
 # --- Recommendations -----------------------------------------------------------------------

@@ -21,12 +21,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api.parsers import SafeJSONParser
 from apps.core.api.schema import error_responses
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
@@ -94,7 +94,7 @@ class PositionBatchApi(APIView):
     """A responder's GPS fixes, in batches."""
 
     permission_classes = [IsAuthenticated]
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
 
     @extend_schema(
         tags=[TAG],
@@ -249,7 +249,10 @@ class LatestPositionsQuery(serializers.Serializer):
         required=False, help_text=_("Region code: only this subtree of my regions.")
     )
     max_age_minutes = serializers.IntegerField(
-        required=False, min_value=1, help_text=_("Leave out fixes older than this.")
+        required=False,
+        min_value=1,
+        max_value=366 * 24 * 60,  # a year: positions are kept far shorter anyway
+        help_text=_("Leave out fixes older than this."),
     )
 
 

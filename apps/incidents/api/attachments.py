@@ -24,10 +24,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from apps.core.api.renderers import SafeJSONRenderer
 from apps.incidents.api.reports import error_response
 from apps.incidents.models import Attachment
 from apps.incidents.selectors.reports import attachment_get_for_download
@@ -65,7 +66,7 @@ class _FirstRendererNegotiation(BaseContentNegotiation):
 
 class _AttachmentFileApi(APIView):
     permission_classes = (AllowAny,)
-    renderer_classes = (JSONRenderer,)
+    renderer_classes = (SafeJSONRenderer,)
     content_negotiation_class = _FirstRendererNegotiation
     thumbnail = False
 

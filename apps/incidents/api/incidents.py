@@ -27,6 +27,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.audit.personal import PersonalDataSerializerMixin
 from apps.core.api.schema import error_response
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
@@ -165,7 +166,23 @@ class IncidentAttachmentOutput(serializers.Serializer):
         return attachment_url(attachment, request=self.context.get("request"), thumbnail=True)
 
 
-class IncidentFullOutput(IncidentOutput):
+class _ReporterByPolicy:
+    """The reporter's name and phone only when the context says the viewer may see them
+    (``show_contact``, decided by ``apps.incidents.policies``; absent: hidden). In the
+    bases after the audit mixin, so the audit records only what is really shown."""
+
+    def to_representation(self, incident: Incident) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(incident)  # type: ignore[misc]
+        if not getattr(self, "context", {}).get("show_contact", False):
+            data["reporter_name"] = None
+            data["reporter_phone"] = None
+        return data
+
+
+class IncidentFullOutput(PersonalDataSerializerMixin, _ReporterByPolicy, IncidentOutput):
+    audit_object_type = "incidents.incident"  # showing the reporter is audited
+    audit_personal_fields = ("reporter_name", "reporter_phone")
+
     description = serializers.CharField()
     reporter_name = serializers.CharField(
         allow_null=True, help_text=_("Only for the assigned team and staff in scope (else null).")
@@ -200,10 +217,8 @@ class IncidentDetailOutput(IncidentFullOutput):
     attachments = IncidentAttachmentOutput(many=True)
 
     def to_representation(self, detail: IncidentDetail) -> dict[str, Any]:
-        data: dict[str, Any] = dict(IncidentFullOutput(detail.incident, context=self.context).data)
-        if not detail.show_contact:
-            data["reporter_name"] = None
-            data["reporter_phone"] = None
+        context = {**self.context, "show_contact": detail.show_contact}
+        data: dict[str, Any] = dict(IncidentFullOutput(detail.incident, context=context).data)
         data["timeline"] = IncidentEventOutput(detail.timeline, many=True).data
         data["report_ids"] = detail.report_ids
         data["attachments"] = IncidentAttachmentOutput(
@@ -548,11 +563,14 @@ class IncidentClassifyApi(IncidentCommandApi):
         return services.incident_classify(incident_id=incident.pk, by=request.user, **data)
 
 
+CASUALTIES_MAX = 1_000_000  # a figure beyond this is a typo, and beyond 2**31 no column holds it
+
+
 class CasualtiesInput(serializers.Serializer):
-    deaths = serializers.IntegerField(min_value=0, required=False)
-    injured = serializers.IntegerField(min_value=0, required=False)
-    missing = serializers.IntegerField(min_value=0, required=False)
-    trapped = serializers.IntegerField(min_value=0, required=False)
+    deaths = serializers.IntegerField(min_value=0, max_value=CASUALTIES_MAX, required=False)
+    injured = serializers.IntegerField(min_value=0, max_value=CASUALTIES_MAX, required=False)
+    missing = serializers.IntegerField(min_value=0, max_value=CASUALTIES_MAX, required=False)
+    trapped = serializers.IntegerField(min_value=0, max_value=CASUALTIES_MAX, required=False)
     note = serializers.CharField(
         max_length=services.TEXT_MAX_LENGTH, required=False, allow_blank=True, default=""
     )

@@ -23,13 +23,14 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.audit.personal import PersonalDataSerializerMixin
 from apps.core import client_address
+from apps.core.api.parsers import SafeFormParser, SafeJSONParser, SafeMultiPartParser
 from apps.core.api.schema import error_response
 from apps.core.authentication import LenientJWTAuthentication
 from apps.core.errors import ApplicationError, ErrorCode
@@ -213,9 +214,27 @@ class ReportIncidentOutput(serializers.Serializer):
     status = serializers.CharField()
 
 
-class ReportStaffOutput(ReportCitizenOutput):
+class _ContactByPolicy:
+    """Shows the reporter's phone and photos only to whom ``apps.incidents.policies``
+    allows (``null`` and none otherwise). In the bases after the audit mixin, so the audit
+    sees, and records, only what is really shown."""
+
+    def to_representation(self, report: Report) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(report)  # type: ignore[misc]
+        request = getattr(self, "context", {}).get("request")
+        if not report_contact_visible(getattr(request, "user", None), report):
+            data["phone"] = None
+            data["attachments"] = []
+        return data
+
+
+class ReportStaffOutput(PersonalDataSerializerMixin, _ContactByPolicy, ReportCitizenOutput):
     """What staff in scope see: the reporter's view plus contact and provenance. The
-    phone and photos follow ``apps.incidents.policies`` (``null`` and none otherwise)."""
+    phone and photos follow ``apps.incidents.policies`` (``null`` and none otherwise);
+    showing the contact phone is audited."""
+
+    audit_object_type = "incidents.report"
+    audit_personal_fields = ("phone",)
 
     phone = serializers.CharField(allow_null=True)
     reporter_id = serializers.IntegerField(allow_null=True)
@@ -226,14 +245,6 @@ class ReportStaffOutput(ReportCitizenOutput):
     triaged_by_id = serializers.IntegerField(allow_null=True)
     reopen_reason = serializers.CharField()
     attachments = ReportStaffAttachmentOutput(many=True)  # type: ignore[assignment]
-
-    def to_representation(self, report: Report) -> dict[str, Any]:
-        data: dict[str, Any] = super().to_representation(report)
-        request = self.context.get("request")
-        if not report_contact_visible(getattr(request, "user", None), report):
-            data["phone"] = None
-            data["attachments"] = []
-        return data
 
 
 def report_created_body(report: Report, tracking_url: str) -> dict[str, Any]:
@@ -391,7 +402,7 @@ class ReportSubmitApi(APIView):
     """
 
     permission_classes = (AllowAny,)
-    parser_classes = (MultiPartParser, FormParser, JSONParser)
+    parser_classes = (SafeMultiPartParser, SafeFormParser, SafeJSONParser)
     throttle_classes = tuple(REPORT_THROTTLES)
 
     @extend_schema(
@@ -438,7 +449,7 @@ class ReportSosApi(APIView):
     permission_classes = (AllowAny,)
     # A stale token must never stand between a person in danger and the command centre.
     authentication_classes = (LenientJWTAuthentication,)
-    parser_classes = (JSONParser, FormParser, MultiPartParser)
+    parser_classes = (SafeJSONParser, SafeFormParser, SafeMultiPartParser)
     throttle_classes = tuple(SOS_THROTTLES)
 
     @extend_schema(

@@ -33,6 +33,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.permissions import Capability, can, can_somewhere, roles_with
 from apps.core.errors import ApplicationError, ErrorCode
+from apps.core.filters import IsoDateTimeFilter
 from apps.incidents.models import (
     Attachment,
     Incident,
@@ -94,8 +95,8 @@ class IncidentFilter(django_filters.FilterSet):
         method="filter_region",
         help_text=_("Region code: incidents in this region and everything below it."),
     )
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     is_drill = django_filters.BooleanFilter()
 
     class Meta:
