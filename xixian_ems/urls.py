@@ -1,8 +1,6 @@
 """Root URLconf: admin, API v1, API schema/docs, probes."""
 
 from csp.decorators import csp_update
-from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
@@ -50,8 +48,8 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
 ]
 
-if settings.DEBUG:
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# No route serves MEDIA_URL, not even with DEBUG on: uploads are citizens' photos, and
+# attachments/{id}/ (checked per request) is their only way out (docs/roles.md, "Media").
 
 handler400 = "apps.core.exceptions.json_bad_request"
 handler403 = "apps.core.exceptions.json_permission_denied"

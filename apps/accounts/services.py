@@ -78,6 +78,9 @@ def user_sync_roles(*, user: User) -> User:
         user.is_staff = is_staff
         user.save(update_fields=["is_staff"])
     user._xems_scope = None  # the cached scope is stale now  # type: ignore[attr-defined]
+    # and so are the role scopes of apps.accounts.permissions
+    user.__dict__.pop("_xems_role_scopes", None)
+    user.__dict__.pop("_xems_membership_rows", None)
     return user
 
 

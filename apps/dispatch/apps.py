@@ -42,3 +42,10 @@ class DispatchConfig(AppConfig):
         from apps.notifications.duty import register_on_duty_provider
 
         register_on_duty_provider(members_on_duty)
+
+        # The reporter's contact and photos go to the incident's assigned team and its
+        # command post too (apps.incidents.policies); only dispatch knows who they are.
+        from apps.dispatch.policies import on_incident_assignment
+        from apps.incidents.policies import register_assignment_check
+
+        register_assignment_check(on_incident_assignment)

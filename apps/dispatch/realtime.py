@@ -27,10 +27,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from django.db.models import Exists, OuterRef, Q
-
-from apps.core.scoping import scope_for
-from apps.dispatch.models import CommandPost, DispatchTask, RoomMessage, TeamMember
+from apps.dispatch import policies
+from apps.dispatch.models import DispatchTask, RoomMessage, TeamMember
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.realtime import (
     IncidentSummary,
@@ -126,30 +124,21 @@ def room_message_posted(message: RoomMessage) -> None:
 def incident_stream_key(user: Any, key: str | None, token: str | None) -> str | None:
     """May ``user`` follow ``incident.<key>``? (``REALTIME_STREAM_AUTHORIZERS``.)
 
-    Yes if the incident's region is in their scope (``scope_for``), they are an active
-    member of a team with a live task on it, or they are the commander or a member of its
-    open command post (who may come from anywhere). Unknown incidents look forbidden.
+    Yes if they may read the incident by role and region (``incident.read``), they are
+    an active member of a team with a live task on it, or they are the commander or a
+    member of its open command post, still eligible for it (``apps.dispatch.policies``).
+    Unknown incidents look forbidden. No payload on the stream carries the reporter's
+    contact (``apps.incidents.realtime``).
     """
     if user is None or key is None or token is not None:
         return None
-    incident_id = int(key)
-    path = Incident.objects.filter(pk=incident_id).values_list("region__path", flat=True).first()
-    if path is None:
+    incident = Incident.objects.select_related("region").filter(pk=int(key)).first()
+    if incident is None:
         return None
-    if scope_for(user).covers(path):
+    if (
+        policies.can_read_incident(user, incident)
+        or policies.on_live_team(user, incident.pk)
+        or policies.on_command_post(user, incident)
+    ):
         return key
-    on_team = (
-        DispatchTask.objects.live()
-        .filter(incident_id=incident_id)
-        .filter(
-            Exists(
-                TeamMember.objects.filter(
-                    team_id=OuterRef("team_id"), user_id=user.pk, is_active=True
-                )
-            )
-        )
-    )
-    on_post = CommandPost.objects.filter(incident_id=incident_id, closed_at__isnull=True).filter(
-        Q(commander_id=user.pk) | Q(members=user.pk)
-    )
-    return key if on_team.exists() or on_post.exists() else None
+    return None

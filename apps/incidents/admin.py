@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.audit.personal import PersonalDataAdminMixin
 from apps.core.admin_mixins import ReadOnlyInlineMixin
 from apps.core.errors import ApplicationError
+from apps.incidents.api.attachment_urls import attachment_url
 from apps.incidents.models import Attachment, Category, Incident, IncidentEvent, Report
 from apps.incidents.services import incidents as incident_services
 from apps.incidents.services import sla as sla_services
@@ -84,13 +85,16 @@ def _run_each(
 
 
 def _thumbnail(attachment: Attachment) -> SafeString | str:
+    """The photo through its checked download (the admin session authenticates it);
+    media URLs are not served (docs/roles.md, "Media")."""
     if not attachment.thumbnail:
         return "—"
+    thumbnail = attachment_url(attachment, thumbnail=True)
     return format_html(
         '<a href="{}" target="_blank" rel="noopener"><img src="{}" alt="" '
         'style="max-height:80px;max-width:120px"></a>',
-        attachment.file.url if attachment.file else attachment.thumbnail.url,
-        attachment.thumbnail.url,
+        attachment_url(attachment) if attachment.file else thumbnail,
+        thumbnail,
     )
 
 

@@ -15,7 +15,6 @@ from apps.dispatch.services import command_post as post_services
 from apps.dispatch.services.room import room_post
 from apps.incidents.models import Attachment
 from tests.dispatch.task_support import Scene, responder_with_scope
-from tests.factories.accounts import UserFactory
 from tests.factories.incidents import photo_bytes
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +67,7 @@ def test_the_service_refuses_a_non_participant(scene: Scene) -> None:
 
 
 def test_command_post_members_are_in_the_room(scene: Scene) -> None:
-    expert = UserFactory()
+    expert = responder_with_scope(scene)  # no live task, no room role: the post lets in
     post_services.command_post_establish(
         incident_id=scene.incident.pk,
         by=scene.operator,

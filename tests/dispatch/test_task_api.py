@@ -13,7 +13,7 @@ from apps.accounts.models import Role, User
 from apps.dispatch.models import DispatchTask, TaskEvent, TaskStatus
 from apps.incidents.models import Attachment, IncidentStatus
 from tests.dispatch.task_support import Scene, responder_with_scope
-from tests.factories.accounts import StaffUserFactory
+from tests.factories.accounts import MembershipFactory, StaffUserFactory
 from tests.factories.incidents import IncidentFactory, photo_bytes
 
 pytestmark = pytest.mark.django_db
@@ -209,6 +209,8 @@ def test_decline_answers_the_next_proposed_team(scene: Scene) -> None:
 
 
 def test_the_task_detail_shows_the_scene(scene: Scene) -> None:
+    # given: the member's responder membership at the street (as team seeding grants it)
+    MembershipFactory(user=scene.member, region=scene.street, role=Role.RESPONDER)
     task = scene.task("accepted")
     near = IncidentFactory(region=scene.street, status="in_progress", lat=34.280, lng=108.850)
     IncidentFactory(region=scene.street, status="in_progress", lat=34.310, lng=108.850)  # 3.8 km
@@ -220,6 +222,38 @@ def test_the_task_detail_shows_the_scene(scene: Scene) -> None:
     assert mine["incident"]["lat"] == 34.276
     assert [h["id"] for h in mine["hazards"]] == [near.pk]
     assert 400 < mine["hazards"][0]["distance_m"] < 500
+
+
+def test_hazards_near_a_task_are_only_the_incidents_the_viewer_may_see(scene: Scene) -> None:
+    # given: open incidents within 1 km of the scene, one of 沣东 and one filed in 沣西
+    task = scene.task("accepted")
+    MembershipFactory(user=scene.member, region=scene.street, role=Role.RESPONDER)
+    local = IncidentFactory(region=scene.street, status="in_progress", lat=34.279, lng=108.850)
+    across = IncidentFactory(
+        region=scene.tree.diaotai, status="in_progress", lat=34.278, lng=108.851
+    )
+    commander = StaffUserFactory(region=scene.tree.root, region__role=Role.COMMANDER)
+
+    def hazards(user: User) -> list[int]:
+        response = client_for(user).get(f"{API}/tasks/{task.pk}/")
+        assert response.status_code == 200, response.json()
+        return [h["id"] for h in response.json()["hazards"]]
+
+    # then: the team and the town's operator see their town's incident only (the 沣西
+    # one is a 404 for them, so its number, title and position are not theirs either)
+    assert hazards(scene.member) == [local.pk]
+    assert hazards(scene.operator) == [local.pk]
+    # and a new-area commander, who sees both towns, sees both
+    assert set(hazards(commander)) == {local.pk, across.pk}
+    assert client_for(scene.operator).get(f"{API}/incidents/{across.pk}/").status_code == 404
+
+
+def test_a_team_member_without_any_region_role_sees_no_hazards(scene: Scene) -> None:
+    task = scene.task("accepted")
+    IncidentFactory(region=scene.street, status="in_progress", lat=34.279, lng=108.850)
+    body = client_for(scene.member).get(f"{API}/tasks/{task.pk}/").json()
+    assert body["hazards"] == []
+    assert body["incident"]["reporter_phone"] == "+8613900000001"  # the team: yes
 
 
 def test_the_reporter_contact_is_only_for_the_team_and_staff(scene: Scene) -> None:

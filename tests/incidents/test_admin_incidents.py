@@ -103,7 +103,7 @@ def test_the_change_page_shows_the_timeline_read_only_and_the_photos(
     incident = IncidentFactory(region=tree.diaotai)
     services.incident_accept(incident_id=incident.pk, by=superuser)
     services.incident_add_note(incident_id=incident.pk, by=superuser, text="已联系水务部门")
-    Attachment.objects.create(
+    photo = Attachment.objects.create(
         incident=incident,
         file="attachments/2025/07/20/p.jpg",
         thumbnail="attachments/thumbs/2025/07/20/p.jpg",
@@ -123,7 +123,9 @@ def test_the_change_page_shows_the_timeline_read_only_and_the_photos(
     assert response.status_code == 200
     html = response.content.decode()
     assert "已联系水务部门" in html
-    assert "attachments/thumbs/2025/07/20/p.jpg" in html
+    # the photo through its checked download, never its media path
+    assert f"/api/v1/attachments/{photo.pk}/thumbnail/" in html
+    assert "attachments/thumbs/2025/07/20/p.jpg" not in html
     assert 'name="events-TOTAL_FORMS"' in html
     assert 'name="events-0-kind"' not in html  # rows shown, never as editable inputs
     assert 'name="title"' not in html  # the incident itself is read-only here

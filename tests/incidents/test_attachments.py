@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from PIL import Image
 from PIL.ExifTags import IFD
 from rest_framework.test import APIClient
@@ -178,9 +181,30 @@ def test_the_tracking_view_links_photos_through_the_protected_download(
 ) -> None:
     body = api_client.get(f"/api/v1/reports/track/{submitted['token']}/").json()
     url = body["attachments"][0]["url"]
-    assert f"/api/v1/attachments/{submitted['attachment'].pk}/?token=" in url
+    # a signed link to this one photo; the tracking token itself is not in it
+    assert f"/api/v1/attachments/{submitted['attachment'].pk}/?sig=" in url
+    assert submitted["token"] not in url
     assert "exif_lat" not in body["attachments"][0]
     assert "/media/" not in url
+    assert api_client.get(url).status_code == 200
+    assert api_client.get(body["attachments"][0]["thumbnail_url"]).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_signed_photo_link_expires_and_opens_no_other_photo(
+    api_client: APIClient, submitted: dict[str, Any], xixian: dict[str, Region]
+) -> None:
+    # given: the signed link the tracking view hands out, and another citizen's photo
+    body = api_client.get(f"/api/v1/reports/track/{submitted['token']}/").json()
+    url = body["attachments"][0]["url"]
+    signature = url.split("?sig=", 1)[1]
+    other = AttachmentFactory(report=ReportFactory(region=xixian["fd-sanqiao"]))
+    # when / then: it opens nothing else
+    assert api_client.get(f"/api/v1/attachments/{other.pk}/?sig={signature}").status_code == 404
+    assert api_client.get(f"/api/v1/attachments/{submitted['attachment'].pk}/").status_code == 404
+    # and nothing at all once it is older than ATTACHMENTS_SIGNED_URL_SECONDS
+    with time_machine.travel(timezone.now() + timedelta(minutes=16)):
+        assert api_client.get(url).status_code == 404
 
 
 @pytest.mark.django_db

@@ -266,7 +266,13 @@ def test_the_detail_shows_timeline_reports_and_photos(
     }
     assert body["report_ids"] == [report.pk]
     assert body["attachments"][0]["width"] == 800
-    assert body["attachments"][0]["thumbnail"].endswith("thumbs/2025/01/01/a.jpg")
+    photo = Attachment.objects.get(report=report)
+    # the checked downloads, never a media URL
+    assert body["attachments"][0]["file"].endswith(f"/api/v1/attachments/{photo.pk}/")
+    assert body["attachments"][0]["thumbnail"].endswith(
+        f"/api/v1/attachments/{photo.pk}/thumbnail/"
+    )
+    assert body["reporter_phone"] == incident.reporter_phone
     assert body["allowed_actions"] == ["start", "merge", "classify", "casualties", "note"]
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from apps.accounts.models import Role, User
+from apps.accounts.services import membership_grant
 from apps.incidents.models import Incident, Report
 from apps.regions import geo
 from apps.regions.models import Region
@@ -199,3 +201,41 @@ def test_duplicate_suggestions_list_nearby_open_incidents(
     body = response.json()
     assert [item["incident"]["id"] for item in body] == [near.pk]
     assert 50 < body[0]["distance_m"] < 60
+
+
+# --- The liaison (docs/roles.md) ------------------------------------------------------------
+
+
+def test_a_liaison_reads_reports_but_has_no_triage(xixian: dict[str, Region]) -> None:
+    # given: a liaison of 沣东 and an SOS press at 三桥
+    liaison = StaffUserFactory(region=xixian["fengdong"], region__role=Role.DEPARTMENT_LIAISON)
+    sos = ReportFactory(region=xixian["fd-sanqiao"], is_sos=True, phone="+8613900000077")
+    client = as_user(liaison)
+    # then: the staff view, with the contact
+    read = client.get(f"/api/v1/reports/{sos.pk}/")
+    assert read.status_code == 200
+    assert read.json()["phone"] == "+8613900000077"
+    # but no queue, no rejecting the SOS, no suggestions
+    assert client.get(QUEUE).status_code == 403
+    rejected = client.post(
+        f"/api/v1/reports/{sos.pk}/reject/",
+        {"reason": "误触"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+    )
+    assert rejected.status_code == 403
+    assert client.get(f"/api/v1/reports/{sos.pk}/duplicates/").status_code == 403
+    sos.refresh_from_db()
+    assert sos.status == Report.Status.SUBMITTED
+
+
+def test_an_operator_who_is_a_liaison_elsewhere_gets_no_suggestions_there(
+    operator: Any, xixian: dict[str, Region]
+) -> None:
+    membership_grant(user=operator, region=xixian["fengxi"], role=Role.DEPARTMENT_LIAISON)
+    there = ReportFactory(region=xixian["fx-mawang"])
+    here = ReportFactory(region=xixian["fd-sanqiao"])
+    client = as_user(User.objects.get(pk=operator.pk))
+    assert client.get(f"/api/v1/reports/{here.pk}/duplicates/").status_code == 200
+    assert client.get(f"/api/v1/reports/{there.pk}/duplicates/").status_code == 403
+    assert [r["id"] for r in client.get(QUEUE).json()["results"]] == [here.pk]

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 
 from apps.accounts.models import Role
+from apps.accounts.services import membership_grant
 from apps.core.errors import ApplicationError
 from apps.incidents.models import Incident, IncidentEvent, Report
 from apps.incidents.public_status import public_status_for
@@ -226,3 +227,45 @@ def test_two_operators_accepting_one_report_at_once_make_exactly_one_incident(
     assert report.status == Report.Status.ACCEPTED
     assert report.incident_id == Incident.objects.get().pk
     assert IncidentEvent.objects.filter(kind="report_linked").count() == 1
+
+
+# --- The liaison ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_liaison_in_scope_may_neither_reject_an_sos_nor_accept_a_report(
+    xixian: dict[str, Region],
+) -> None:
+    # given: a department liaison of 沣东 (staff, in scope) and an SOS press at 三桥
+    liaison = StaffUserFactory(region=xixian["fengdong"], region__role=Role.DEPARTMENT_LIAISON)
+    sos = ReportFactory(
+        region=xixian["fd-sanqiao"], is_sos=True, category=CategoryFactory(code="O99")
+    )
+    incident = IncidentFactory(region=xixian["fd-sanqiao"], status="accepted")
+    # when / then: every triage action is refused as "visible, not yours" (403)
+    for attempt in (
+        lambda: report_reject(report_id=sos.pk, by=liaison, reason="误触"),
+        lambda: report_accept(report_id=sos.pk, by=liaison),
+        lambda: report_mark_duplicate(report_id=sos.pk, by=liaison, incident_id=incident.pk),
+    ):
+        with pytest.raises(ApplicationError) as refused:
+            attempt()
+        assert (refused.value.code, refused.value.status) == ("permission_denied", 403)
+    sos.refresh_from_db()
+    assert sos.status == Report.Status.SUBMITTED
+
+
+@pytest.mark.django_db
+def test_an_operator_who_is_a_liaison_elsewhere_triages_only_where_they_operate(
+    xixian: dict[str, Region],
+) -> None:
+    # given: operator of 沣东, liaison of 沣西
+    user = StaffUserFactory(region=xixian["fengdong"])
+    membership_grant(user=user, region=xixian["fengxi"], role=Role.DEPARTMENT_LIAISON)
+    here = ReportFactory(region=xixian["fd-sanqiao"])
+    there = ReportFactory(region=xixian["fx-mawang"])
+    # then
+    assert report_accept(report_id=here.pk, by=user).status == Report.Status.ACCEPTED
+    with pytest.raises(ApplicationError) as refused:
+        report_reject(report_id=there.pk, by=user, reason="x")
+    assert refused.value.status == 403

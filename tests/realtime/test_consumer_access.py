@@ -228,9 +228,13 @@ async def test_a_member_of_a_team_with_a_live_task_follows_the_incident_from_out
     await ws.disconnect()
 
 
-async def test_the_open_command_post_follows_the_incident(cast: Cast) -> None:
+async def test_a_command_post_opens_the_incident_only_to_people_eligible_for_it(
+    cast: Cast,
+) -> None:
+    # given: post rows naming another town's operator as commander and an account with
+    # no role as member (written before docs/roles.md's rule, or by hand)
     @database_sync_to_async
-    def given() -> CommandPost:
+    def given() -> None:
         post = CommandPost.objects.create(
             incident=cast.incident,
             commander=cast.fengxi_operator,
@@ -239,18 +243,24 @@ async def test_the_open_command_post_follows_the_incident(cast: Cast) -> None:
             established_at=timezone.now(),
         )
         post.members.add(cast.responder)
-        return post
 
-    post = await given()
+    await given()
     stream = f"incident.{cast.incident.pk}"
     commander = await connected(cast.fengxi_operator)
     member = await connected(cast.responder)
-    await granted(commander, stream)
-    await granted(member, stream)
-    await database_sync_to_async(CommandPost.objects.filter(pk=post.pk).update)(
-        closed_at=timezone.now()
-    )
+    # then: the post opens nothing to them (apps.dispatch.policies.on_command_post)
+    await refused(commander, "out_of_scope", stream=stream)
     await refused(member, "out_of_scope", stream=stream)
+
+    # and once the member's team works the incident, they follow it, post or not
+    @database_sync_to_async
+    def sent() -> None:
+        team = TeamFactory(home_region=cast.tree.diaotai)
+        TeamMemberFactory(team=team, user=cast.responder)
+        DispatchTaskFactory(incident=cast.incident, team=team, status="accepted")
+
+    await sent()
+    await granted(member, stream)
     await commander.disconnect()
     await member.disconnect()
 

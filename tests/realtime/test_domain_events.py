@@ -301,6 +301,7 @@ def test_command_post_changes_are_incident_events(scene: Scene) -> None:
         lng=108.85,
         member_ids=[scene.operator.pk],
     )
+    scene.task("accepted")  # the member's team works the incident: eligible for its post
     posts.command_post_member_add(
         incident_id=scene.incident.pk, by=commander, user_id=scene.member.pk
     )

@@ -162,16 +162,20 @@ def nginx_binary() -> str:
     pytest.skip(message)
 
 
-def router_config(*, web: str, realtime: str, listen: str) -> str:
+def router_config(*, web: str, realtime: str, listen: str, media_root: str | None = None) -> str:
     """``docker/nginx.conf`` with only what differs outside compose replaced: the two
-    upstream servers (``host:port``) and the listening address. Every other line is
-    the real file's, so a test of this config tests the file production mounts."""
+    upstream servers (``host:port``), the listening address and, given ``media_root``,
+    the media volume's mount point. Every other line is the real file's, so a test of
+    this config tests the file production mounts."""
     text = ROUTER_CONF.read_text(encoding="utf-8")
-    for old, new in (
+    replacements = [
         ("server web:8000;", f"server {web};"),
         ("server realtime:8000;", f"server {realtime};"),
         ("listen 8000;", f"listen {listen};"),
-    ):
+    ]
+    if media_root is not None:
+        replacements.append(("alias /app/var/media/;", f"alias {media_root.rstrip('/')}/;"))
+    for old, new in replacements:
         # Exactly once: if the file changes shape, fail here instead of testing a
         # config that is not the real one.
         assert text.count(old) == 1, f"docker/nginx.conf no longer has one {old!r}"
@@ -222,11 +226,12 @@ def nginx_command(workdir: Path, main: Path, *args: str) -> list[str]:
 
 @contextmanager
 def router_process(
-    workdir: Path, *, web: str, realtime: str, timeout: float = 15
+    workdir: Path, *, web: str, realtime: str, timeout: float = 15, media_root: str | None = None
 ) -> Iterator[Started]:
     """nginx on ``docker/nginx.conf`` (:func:`router_config`) in front of the servers at
-    ``web`` and ``realtime`` (``http://host:port``); yields its ``http://127.0.0.1:<port>``
-    once it accepts connections."""
+    ``web`` and ``realtime`` (``http://host:port``), serving protected media from
+    ``media_root`` if given; yields its ``http://127.0.0.1:<port>`` once it accepts
+    connections."""
     port = free_port()
     site = workdir / "router.conf"
     site.write_text(
@@ -234,6 +239,7 @@ def router_process(
             web=web.removeprefix("http://"),
             realtime=realtime.removeprefix("http://"),
             listen=f"127.0.0.1:{port}",
+            media_root=media_root,
         ),
         encoding="utf-8",
     )

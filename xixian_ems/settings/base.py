@@ -429,8 +429,15 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-MEDIA_URL = "media/"
+MEDIA_URL = "media/"  # never served: uploads are citizens' photos (docs/roles.md, "Media")
 MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media"))
+# Who sends a photo's bytes after attachments/{id}/ allowed it: empty, Django streams them;
+# an internal location of the router (docker/nginx.conf: /protected-media/), Django answers
+# with X-Accel-Redirect to it and nginx serves the file from MEDIA_ROOT.
+MEDIA_ACCEL_REDIRECT = env.str("DJANGO_MEDIA_ACCEL_REDIRECT", default="")
+# How long the signed photo links of a tracking answer (an anonymous reporter's) open the
+# photo (apps.incidents.policies).
+ATTACHMENTS_SIGNED_URL_SECONDS = 15 * 60
 
 # --- Audit trail (apps.audit, SECURITY.md) ----------------------------------------------
 # Entries older than this are pruned daily; never fewer than 180 days (等保 level 3, the

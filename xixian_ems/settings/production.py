@@ -21,3 +21,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
+
+# The router (docker/nginx.conf) serves photos from its internal /protected-media/
+# location once attachments/{id}/ allowed the request; set it empty to let Django stream
+# them (e.g. object storage, or no router in front).
+MEDIA_ACCEL_REDIRECT = env.str("DJANGO_MEDIA_ACCEL_REDIRECT", default="/protected-media/")

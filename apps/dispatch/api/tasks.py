@@ -41,6 +41,7 @@ from apps.dispatch.services import room as room_services
 from apps.dispatch.services import tasks as services
 from apps.dispatch.services.tasks import TaskOutcome
 from apps.dispatch.task_transitions import task_allowed_actions
+from apps.incidents.api.attachment_urls import attachment_url
 from apps.incidents.models import Incident, IncidentStatus, Loop, Priority, Severity
 
 TAG_TASKS = "dispatch tasks"
@@ -170,6 +171,8 @@ class TaskEventOutput(serializers.Serializer):
 
 
 class HazardOutput(serializers.Serializer):
+    """Another open incident near the scene that the viewer may see (their scope)."""
+
     id = serializers.IntegerField(source="incident.id")
     number = serializers.CharField(source="incident.number")
     title = serializers.CharField(source="incident.title")
@@ -183,10 +186,10 @@ class HazardOutput(serializers.Serializer):
 class SceneIncidentOutput(TaskIncidentOutput):
     description = serializers.CharField()
     reporter_name = serializers.CharField(
-        allow_null=True, help_text=_("Only for the assigned team and staff (else null).")
+        allow_null=True, help_text=_("Only for the assigned team and staff in scope (else null).")
     )
     reporter_phone = serializers.CharField(
-        allow_null=True, help_text=_("Only for the assigned team and staff (else null).")
+        allow_null=True, help_text=_("Only for the assigned team and staff in scope (else null).")
     )
     trapped = serializers.IntegerField()
     injured = serializers.IntegerField()
@@ -196,7 +199,9 @@ class TaskDetailOutput(TaskOutput):
     """A task with what the team needs on scene."""
 
     incident = SceneIncidentOutput()  # type: ignore[assignment]
-    hazards = HazardOutput(many=True, help_text=_("Other open incidents within 1 km."))
+    hazards = HazardOutput(
+        many=True, help_text=_("Other open incidents within 1 km that I may see.")
+    )
     events = TaskEventOutput(many=True)
 
     def to_representation(self, detail: TaskDetail) -> dict[str, Any]:
@@ -544,11 +549,20 @@ class RoomMessageOutput(serializers.Serializer):
         allow_null=True,
         help_text=_("Attachment id: GET /api/v1/attachments/{id}/ (and /thumbnail/)."),
     )
+    photo_url = serializers.SerializerMethodField(
+        help_text=_("The photo's checked download (attachments/{id}/), or null.")
+    )
     created_at = serializers.DateTimeField()
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_author_name(self, message: RoomMessage) -> str:
         return str(message.author) if message.author is not None else ""
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_photo_url(self, message: RoomMessage) -> str | None:
+        if message.attachment_id is None:
+            return None
+        return attachment_url(message.attachment_id, request=self.context.get("request"))
 
 
 class RoomInput(serializers.Serializer):
@@ -578,7 +592,8 @@ class IncidentRoomApi(GenericAPIView):
     def get(self, request: Request, incident_id: int) -> Response:
         incident = selectors.incident_for_room(user=request.user, incident_id=incident_id)
         page = self.paginate_queryset(selectors.room_messages(incident=incident))
-        return self.get_paginated_response(RoomMessageOutput(page, many=True).data)
+        output = RoomMessageOutput(page, many=True, context={"request": request})
+        return self.get_paginated_response(output.data)
 
     @extend_schema(
         tags=[TAG_ROOM],
@@ -596,7 +611,8 @@ class IncidentRoomApi(GenericAPIView):
         message = room_services.room_post(
             incident_id=incident.pk, by=request.user, text=text, photo=request.FILES.get("photo")
         )
-        return Response(RoomMessageOutput(message).data, status=status.HTTP_201_CREATED)
+        output = RoomMessageOutput(message, context={"request": request})
+        return Response(output.data, status=status.HTTP_201_CREATED)
 
 
 # --- Command post --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any, TypedDict
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from apps.accounts.models import STAFF_ROLES
+from apps.accounts.permissions import Capability, role_scope, roles_with
 from apps.dispatch import tracks
 from apps.dispatch.models import (
     DispatchTask,
@@ -32,10 +32,9 @@ from apps.dispatch.models import (
     TrackChunk,
 )
 from apps.incidents.models import Incident
-from apps.incidents.selectors.incidents import role_scope
 from apps.regions.models import Region
 
-POSITION_READ_ROLES = frozenset(STAFF_ROLES)
+POSITION_READ_ROLES = roles_with(Capability.POSITIONS_READ)
 
 # Tasks that never sent anyone: their team is not "on" the incident.
 _NEVER_WENT = (TaskStatus.DECLINED, TaskStatus.EXPIRED)

@@ -1,17 +1,22 @@
 """Task, room and command-post reads, and who may do what with them.
 
-Who is who (the API asks these; services check only team membership and the command
-post, because they also run for the system):
+Who is who is ``apps.dispatch.policies`` (over the role table of
+``apps.accounts.permissions``; ``docs/roles.md``); the API asks these selectors, the
+services ask the policies for what they check themselves (the command post, team
+membership):
 
-- *operators* of an incident: operator/commander/admin whose region covers it
-  (``incident_can_command``), and — while a command post is open — its commander and
-  members, wherever their own regions are (the post directs the incident);
+- *operators* of an incident: ``dispatch`` over its region (operator, commander,
+  admin), and — while a command post is open — its commander and members, wherever
+  their own regions are, as long as they are still eligible for the post;
 - *responders* of a task: active members of its team;
-- *readers* of a task: its responders and staff/field roles whose scope covers the
-  incident; the reporter's contact only to the responders and to staff roles (an
-  in-scope responder of another team sees the scene, not the citizen's phone);
-- *room participants*: members of teams with a live task on the incident, the open
-  post's commander and members, and the incident's operators.
+- *readers* of a task: its responders, ``incident.read`` roles whose scope covers the
+  incident, and the open post's people;
+- the reporter's contact: ``apps.incidents.policies`` (staff with ``reporter.contact``
+  in scope, the assigned team, the post) — an in-scope responder of another team sees
+  the scene, not the citizen's phone;
+- *hazards* near a task: only incidents the viewer may see (``visible_to``);
+- *room participants*: ``room`` in scope (operators, commanders, admins, liaisons),
+  members of teams with a live task on the incident, the open post's people.
 
 Out of scope, or unknown, is 404; visible but not allowed is 403.
 """
@@ -22,9 +27,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import QuerySet
 
-from apps.accounts.models import STAFF_ROLES
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.dispatch.errors import DispatchErrorCode
 from apps.dispatch.models import (
@@ -33,64 +37,36 @@ from apps.dispatch.models import (
     DispatchTask,
     RoomMessage,
     TaskEvent,
-    TeamMember,
+)
+from apps.dispatch.policies import (
+    can_read_incident,
+    is_team_member,
+    member_teams_q,
+    on_command_post,
+    room_can_access,
+    task_can_command,
+    task_can_read,
 )
 from apps.incidents.models import Incident
-from apps.incidents.selectors.incidents import READ_ROLES, incident_can_command, role_scope
+from apps.incidents.policies import incident_contact_visible
 from apps.regions.geo import haversine_km
 
 HAZARD_RADIUS_M = 1000
 HAZARD_LIMIT = 10
-STAFF_READ_ROLES = frozenset(STAFF_ROLES)
 
-
-# --- Who ---------------------------------------------------------------------------------
+__all__ = [
+    "incident_for_dispatch",
+    "incident_for_room",
+    "is_team_member",
+    "on_command_post",
+    "room_can_access",
+    "task_can_command",
+    "task_can_read",
+]
 
 
 def _authenticated(user: Any) -> bool:
     return user is not None and getattr(user, "is_authenticated", False)
-
-
-def on_command_post(user: Any, incident_id: int) -> bool:
-    """Is ``user`` the commander or a member of the incident's *open* post?"""
-    if not _authenticated(user):
-        return False
-    return (
-        CommandPost.objects.filter(incident_id=incident_id, closed_at__isnull=True)
-        .filter(Q(commander=user) | Q(members=user))
-        .exists()
-    )
-
-
-def task_can_command(user: Any, incident: Incident) -> bool:
-    """May ``user`` dispatch on / act as operator for ``incident``?"""
-    return incident_can_command(user, incident) or on_command_post(user, incident.pk)
-
-
-def is_team_member(user: Any, team_id: int) -> bool:
-    if not _authenticated(user):
-        return False
-    return TeamMember.objects.filter(team_id=team_id, user_id=user.pk, is_active=True).exists()
-
-
-def _member_teams_q(user: Any) -> Exists:
-    return Exists(
-        TeamMember.objects.filter(team_id=OuterRef("team_id"), user_id=user.pk, is_active=True)
-    )
-
-
-def room_can_access(user: Any, incident: Incident) -> bool:
-    """Members of teams live on the incident, the open post, and its operators."""
-    if not _authenticated(user):
-        return False
-    if task_can_command(user, incident):
-        return True
-    return (
-        DispatchTask.objects.live()
-        .filter(incident_id=incident.pk)
-        .filter(_member_teams_q(user))
-        .exists()
-    )
 
 
 # --- Incidents for operators -------------------------------------------------------------
@@ -109,7 +85,7 @@ def incident_for_dispatch(*, user: Any, incident_id: int) -> Incident:
     incident = _incident_or_404(incident_id)
     if task_can_command(user, incident):
         return incident
-    if role_scope(user, READ_ROLES).covers(incident.region.path):
+    if can_read_incident(user, incident):
         raise ApplicationError(ErrorCode.PERMISSION_DENIED, status=403)
     raise ApplicationError(ErrorCode.NOT_FOUND, status=404)
 
@@ -147,7 +123,7 @@ def task_for_operator(*, user: Any, task_id: int) -> DispatchTask:
         raise ApplicationError(DispatchErrorCode.TASK_NOT_FOUND, status=404)
     if task_can_command(user, task.incident):
         return task
-    if role_scope(user, READ_ROLES).covers(task.incident.region.path):
+    if can_read_incident(user, task.incident):
         raise ApplicationError(ErrorCode.PERMISSION_DENIED, status=403)
     raise ApplicationError(DispatchErrorCode.TASK_NOT_FOUND, status=404)
 
@@ -157,29 +133,12 @@ def task_for_output(*, task_id: int) -> DispatchTask:
     return _task_queryset().get(pk=task_id)
 
 
-def task_can_read(user: Any, task: DispatchTask) -> bool:
-    return (
-        is_team_member(user, task.team_id)
-        or role_scope(user, READ_ROLES).covers(task.incident.region.path)
-        or on_command_post(user, task.incident_id)
-    )
-
-
 def task_for_reader(*, user: Any, task_id: int) -> DispatchTask:
     """A task ``user`` may see (its team, in-scope staff and field roles, the post)."""
     task = _task_queryset().filter(pk=task_id).first()
     if task is None or not task_can_read(user, task):
         raise ApplicationError(DispatchErrorCode.TASK_NOT_FOUND, status=404)
     return task
-
-
-def task_shows_contact(user: Any, task: DispatchTask) -> bool:
-    """The reporter's name and phone: the assigned team, staff roles in scope, the post."""
-    return (
-        is_team_member(user, task.team_id)
-        or role_scope(user, STAFF_READ_ROLES).covers(task.incident.region.path)
-        or on_command_post(user, task.incident_id)
-    )
 
 
 @dataclass(frozen=True)
@@ -191,9 +150,20 @@ class Hazard:
 
 
 def hazards_nearby(
-    *, incident: Incident, radius_m: int = HAZARD_RADIUS_M, limit: int = HAZARD_LIMIT
+    *,
+    incident: Incident,
+    user: Any,
+    radius_m: int = HAZARD_RADIUS_M,
+    limit: int = HAZARD_LIMIT,
 ) -> list[Hazard]:
-    """Other open incidents within ``radius_m`` of the incident, nearest first.
+    """Other open incidents within ``radius_m`` of the incident that ``user`` may see
+    (``Incident.objects.visible_to``), nearest first.
+
+    Only what the viewer may see: the list shows numbers, titles and exact positions,
+    which are another town's (or street's) to share. A team sent across a new-town
+    border therefore does not see the other town's incidents near its scene here; the
+    dispatching operator, who sees both, passes a danger on in the task's instructions
+    or the room (``docs/roles.md``, "Cross-border work").
 
     A bounding box in SQL, the exact great-circle distance in Python. Drills and real
     incidents are not mixed. When ``apps.risks`` lands, its hazard points and sources
@@ -202,7 +172,8 @@ def hazards_nearby(
     dlat = radius_m / 111_320
     dlng = radius_m / (111_320 * max(math.cos(math.radians(incident.lat)), 0.01))
     candidates = (
-        Incident.objects.open()
+        Incident.objects.visible_to(user)
+        .open()
         .filter(
             lat__range=(incident.lat - dlat, incident.lat + dlat),
             lng__range=(incident.lng - dlng, incident.lng + dlng),
@@ -234,8 +205,8 @@ def task_detail(*, user: Any, task_id: int) -> TaskDetail:
     task = task_for_reader(user=user, task_id=task_id)
     return TaskDetail(
         task=task,
-        show_contact=task_shows_contact(user, task),
-        hazards=hazards_nearby(incident=task.incident),
+        show_contact=incident_contact_visible(user, task.incident),
+        hazards=hazards_nearby(incident=task.incident, user=user),
         events=list(task.events.select_related("actor").order_by("at", "id")),
     )
 
@@ -244,7 +215,7 @@ def my_tasks(*, user: Any) -> QuerySet[DispatchTask]:
     """Tasks of the teams ``user`` is an active member of (history), newest first."""
     if not _authenticated(user):
         return DispatchTask.objects.none()
-    return _task_queryset().filter(_member_teams_q(user)).order_by("-dispatched_at", "-id")
+    return _task_queryset().filter(member_teams_q(user)).order_by("-dispatched_at", "-id")
 
 
 def my_current_tasks(*, user: Any) -> list[DispatchTask]:

@@ -3,6 +3,14 @@
 While a post is open it takes over dispatch of its incident: the task services refuse
 operator actions by anyone but its commander and members (``command_post_in_charge``).
 
+Who may be appointed is the role table (``apps.dispatch.policies``, ``docs/roles.md``):
+the commander an operator, commander or admin whose regions cover the incident; members
+those, liaisons, responders and team leaders in scope, or members of a team live on the
+incident. Anyone else — a citizen, a grid worker, a responder of another town — is
+refused (400 ``invalid``, field code ``post_commander_not_eligible`` /
+``post_member_not_eligible``), and who acts must be an operator of the incident
+(``dispatch`` in scope) or a person of its open post (403 ``permission_denied``).
+
 ``CommandPost.incident`` is one-to-one, so an incident has one post row: closing stamps
 ``closed_at``; setting a post up again on the same incident reopens that row with the
 new commander, place and members (the timeline keeps every set-up and closure).
@@ -19,7 +27,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.errors import ApplicationError, ErrorCode
-from apps.dispatch import locks
+from apps.dispatch import locks, policies
 from apps.dispatch.errors import DispatchErrorCode
 from apps.dispatch.models import CommandPost
 from apps.incidents.models import Incident, IncidentEventKind, IncidentStatus
@@ -43,9 +51,11 @@ def command_post_establish(
 ) -> CommandPost:
     """Set up the post: 409 ``command_post_exists`` if one is open, 409
     ``incident_not_dispatchable`` unless the incident is accepted/in progress, 400
-    ``invalid`` for an unknown commander or member or a bad position."""
+    ``invalid`` for an unknown, inactive or ineligible commander or member or a bad
+    position, 403 if ``by`` is not an operator of the incident."""
     _check_position(lat, lng)
     incident = locks.incident_for_update(incident_id)
+    _check_actor(incident, by)
     if incident.status not in POST_INCIDENT_STATUSES:
         raise ApplicationError(
             DispatchErrorCode.INCIDENT_NOT_DISPATCHABLE,
@@ -63,6 +73,7 @@ def command_post_establish(
         )
     commander = _users([commander_id], field="commander_id")[0]
     members = _users([pk for pk in member_ids if int(pk) != commander.pk], field="member_ids")
+    policies.post_check_appointments(incident, commander=commander, members=members)
     now = timezone.now()
     if post is None:
         post = CommandPost(incident=incident)
@@ -95,6 +106,7 @@ def command_post_establish(
 def command_post_close(*, incident_id: int, by: Any) -> CommandPost:
     """Close the open post; dispatch returns to the region's operators."""
     incident, post = _open_post_locked(incident_id)
+    _check_actor(incident, by)
     post.closed_at = timezone.now()
     post.save(update_fields=["closed_at", "updated_at"])
     entry = timeline_append(
@@ -111,9 +123,12 @@ def command_post_close(*, incident_id: int, by: Any) -> CommandPost:
 def command_post_members_change(
     *, incident_id: int, by: Any, add: Iterable[int] = (), remove: Iterable[int] = ()
 ) -> CommandPost:
-    """Add and/or remove members of the open post (the commander is not a member row)."""
+    """Add and/or remove members of the open post (the commander is not a member row);
+    new members must be eligible (400 ``invalid``)."""
     incident, post = _open_post_locked(incident_id)
+    _check_actor(incident, by)
     to_add = [u for u in _users(list(add), field="add") if u.pk != post.commander_id]
+    policies.post_check_appointments(incident, members=to_add)
     remove_ids = sorted({int(pk) for pk in remove})
     current = set(post.members.values_list("pk", flat=True))
     added = sorted(u.pk for u in to_add if u.pk not in current)
@@ -155,6 +170,13 @@ def _open_post_locked(incident_id: int) -> tuple[Incident, CommandPost]:
             status=404,
         )
     return incident, post
+
+
+def _check_actor(incident: Incident, by: Any) -> None:
+    """``by`` directs the incident (``dispatch`` in scope, or the open post's people);
+    ``None`` is the system."""
+    if by is not None and not policies.task_can_command(by, incident):
+        raise ApplicationError(ErrorCode.PERMISSION_DENIED, status=403)
 
 
 def _users(ids: list[int], *, field: str) -> list[Any]:

@@ -1,8 +1,8 @@
 """The incident room (会商): messages with text and/or a photo (conventions R1, R2).
 
-Who may post is the selector's :func:`~apps.dispatch.selectors.tasks.room_can_access`
-(members of teams live on the incident, the open command post, the incident's
-operators); refused → 403 ``not_on_incident``. A photo goes through the same sanitising
+Who may post is :func:`apps.dispatch.policies.room_can_access` (``room`` in scope:
+operators, commanders, admins, liaisons; members of teams live on the incident; the open
+command post); refused → 403 ``not_on_incident``. A photo goes through the same sanitising
 pipeline as citizens' photos and is attached to the incident, so it is also evidence in
 the incident's photo list.
 """
@@ -20,8 +20,8 @@ from apps.core.transactions import on_commit
 from apps.dispatch import locks
 from apps.dispatch.errors import DispatchErrorCode
 from apps.dispatch.models import RoomMessage
+from apps.dispatch.policies import room_can_access
 from apps.dispatch.realtime import room_message_posted
-from apps.dispatch.selectors.tasks import room_can_access
 from apps.incidents.models import Incident
 from apps.incidents.services.attachments import (
     attachments_create,

@@ -42,10 +42,9 @@ from django.utils.translation import gettext_lazy as _
 from apps.core.errors import ApplicationError
 from apps.core.transactions import on_commit
 from apps.core.validation import field_error, optional_text, required_text
-from apps.dispatch import locks
+from apps.dispatch import locks, policies
 from apps.dispatch.errors import DispatchErrorCode
 from apps.dispatch.models import (
-    CommandPost,
     Department,
     DispatchTask,
     TaskEvent,
@@ -608,11 +607,12 @@ def _require_member(task: DispatchTask, by: Any) -> None:
 
 def _check_command_post(incident: Incident, by: Any) -> None:
     """While an on-site command post is open it directs dispatch of the incident: only
-    its commander and members may dispatch, reassign, cancel, verify or return."""
-    post = CommandPost.objects.filter(incident_id=incident.pk, closed_at__isnull=True).first()
+    its commander and members — still eligible for it (``apps.dispatch.policies``) — may
+    dispatch, reassign, cancel, verify or return."""
+    post = policies.open_post(incident.pk)
     if post is None or by is None:
         return  # no post, or the system (SLA) acting
-    if by.pk == post.commander_id or post.members.filter(pk=by.pk).exists():
+    if policies.on_command_post(by, incident, post=post):
         return
     raise ApplicationError(
         DispatchErrorCode.COMMAND_POST_IN_CHARGE,

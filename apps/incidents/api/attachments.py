@@ -1,16 +1,24 @@
 """Protected photo downloads: the sanitised file or its thumbnail, never a public URL.
 
-Photos are not served from ``MEDIA_URL``: a citizen's photo may show their home, so
-each request is checked (the reporter by login or tracking token, staff by region
-scope) and streamed from the storage backend. Unauthorised and unknown ids are the
-same 404.
+Photos are not served from ``MEDIA_URL`` (no server serves it: ``docs/roles.md``,
+"Media"): a citizen's photo may show their home, so each request is checked
+(``apps.incidents.policies.attachment_visible``: the reporter by login or tracking
+token, staff with ``reporter.contact`` in scope, the incident's assigned team and
+command post). Unauthorised and unknown ids are the same 404.
+
+Who sends the bytes after the check: with ``MEDIA_ACCEL_REDIRECT`` set (production:
+the router, nginx, serves files from an ``internal`` location) the answer is an empty
+200 carrying ``X-Accel-Redirect: <prefix><file name>`` and nginx streams the file; with
+it empty (development, tests) Django streams it from the storage backend.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
-from django.http import FileResponse
+from django.conf import settings
+from django.http import FileResponse, HttpResponse, HttpResponseBase
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -32,6 +40,13 @@ TOKEN_PARAMETER = OpenApiParameter(
     location=OpenApiParameter.QUERY,
     required=False,
     description="The report's tracking token (anonymous reporters).",
+)
+SIGNATURE_PARAMETER = OpenApiParameter(
+    name="sig",
+    type=str,
+    location=OpenApiParameter.QUERY,
+    required=False,
+    description="A signed photo link, as the tracking answer gives it (short-lived).",
 )
 TOKEN_HEADER = "X-Report-Token"  # noqa: S105 - a header name
 
@@ -55,24 +70,47 @@ class _AttachmentFileApi(APIView):
     content_negotiation_class = _FirstRendererNegotiation
     thumbnail = False
 
-    def get(self, request: Request, attachment_id: int) -> FileResponse:
+    def get(self, request: Request, attachment_id: int) -> HttpResponseBase:
         token = request.query_params.get("token") or request.headers.get(TOKEN_HEADER, "")
         attachment = attachment_get_for_download(
-            attachment_id=attachment_id, user=request.user, token=token
+            attachment_id=attachment_id,
+            user=request.user,
+            token=token,
+            signature=request.query_params.get("sig", ""),
         )
         return _stream(attachment, thumbnail=self.thumbnail)
 
 
-def _stream(attachment: Attachment, *, thumbnail: bool) -> FileResponse:
+def accel_redirect_uri(name: str) -> str:
+    """The internal URI nginx serves the stored file ``name`` from (``MEDIA_ACCEL_REDIRECT``
+    + the name, percent-encoded). Names are the storage's own (``attachments/…/<uuid>``);
+    anything that could leave the media directory is refused."""
+    prefix = str(settings.MEDIA_ACCEL_REDIRECT).rstrip("/") + "/"
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"not a stored file name: {name!r}")
+    return prefix + quote(name)
+
+
+def _stream(attachment: Attachment, *, thumbnail: bool) -> HttpResponseBase:
     field = attachment.thumbnail if thumbnail else attachment.file
     content_type = "image/jpeg" if thumbnail else attachment.content_type
     extension = "jpg" if thumbnail else field.name.rsplit(".", 1)[-1]
-    response = FileResponse(
-        field.storage.open(field.name, "rb"),
-        content_type=content_type,
-        as_attachment=False,
-        filename=f"photo-{attachment.pk}{'-thumb' if thumbnail else ''}.{extension}",
-    )
+    filename = f"photo-{attachment.pk}{'-thumb' if thumbnail else ''}.{extension}"
+    response: HttpResponseBase
+    if settings.MEDIA_ACCEL_REDIRECT:
+        # The router sends the bytes (and repeats the headers below: an internal
+        # redirect keeps only the standard ones of this answer).
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = accel_redirect_uri(field.name)
+        response["Content-Disposition"] = f'inline; filename="{filename}"'
+    else:
+        response = FileResponse(
+            field.storage.open(field.name, "rb"),
+            content_type=content_type,
+            as_attachment=False,
+            filename=filename,
+        )
     # Personal data: no shared caches; the bytes never change, so the browser may keep it.
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
@@ -94,10 +132,10 @@ class AttachmentDownloadApi(_AttachmentFileApi):
     @extend_schema(
         tags=[TAG],
         summary=_("Download a photo"),
-        parameters=[TOKEN_PARAMETER],
+        parameters=[TOKEN_PARAMETER, SIGNATURE_PARAMETER],
         responses=_RESPONSES,
     )
-    def get(self, request: Request, attachment_id: int) -> FileResponse:
+    def get(self, request: Request, attachment_id: int) -> HttpResponseBase:
         return super().get(request, attachment_id)
 
 
@@ -109,11 +147,11 @@ class AttachmentThumbnailApi(_AttachmentFileApi):
     @extend_schema(
         tags=[TAG],
         summary=_("Download a photo thumbnail"),
-        parameters=[TOKEN_PARAMETER],
+        parameters=[TOKEN_PARAMETER, SIGNATURE_PARAMETER],
         responses={
             (200, "image/jpeg"): OpenApiResponse(response=OpenApiTypes.BINARY),
             404: _RESPONSES[404],
         },
     )
-    def get(self, request: Request, attachment_id: int) -> FileResponse:
+    def get(self, request: Request, attachment_id: int) -> HttpResponseBase:
         return super().get(request, attachment_id)

@@ -1,9 +1,11 @@
 """Staff incident API: list/filter, detail with timeline, create, transitions, sync.
 
 Views parse input, call one selector or service and serialise the result (conventions R7).
-Access (see ``apps.incidents.selectors.incidents``): staff and field roles read inside
-their scope, operators/commanders/admins covering the incident's region act on it,
-citizens get 403, an incident outside the caller's scope is 404.
+Access (the role table, ``docs/roles.md``; ``apps.incidents.selectors.incidents``):
+staff and field roles read inside their scope, operators/commanders/admins covering the
+incident's region act on it, liaisons add notes, citizens get 403, an incident outside
+the caller's scope is 404. The reporter's name, phone and the photos only for whom
+``apps.incidents.policies`` allows (``null`` and an empty list for the others).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from apps.core.api.schema import error_response
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from apps.core.pagination import CursorPagination
+from apps.incidents.api.attachment_urls import attachment_url
 from apps.incidents.models import (
     Category,
     Incident,
@@ -66,10 +69,12 @@ class IsIncidentStaff(BasePermission):
         return selectors.incident_can_read(request.user)
 
 
-def _incident_for_command(request: Request, incident_id: int) -> Incident:
-    """The incident if the caller may act on it: 404 outside scope, 403 read-only."""
+def _incident_for_command(request: Request, incident_id: int, *, note: bool = False) -> Incident:
+    """The incident if the caller may act on it (``note``: may add a note to it): 404
+    outside scope, 403 read-only."""
     incident = selectors.incident_get(user=request.user, incident_id=incident_id)
-    if not selectors.incident_can_command(request.user, incident):
+    allowed = selectors.incident_can_note if note else selectors.incident_can_command
+    if not allowed(request.user, incident):
         raise PermissionDenied
     return incident
 
@@ -136,6 +141,9 @@ class IncidentEventOutput(serializers.Serializer):
 
 
 class IncidentAttachmentOutput(serializers.Serializer):
+    """A photo's metadata; ``file`` and ``thumbnail`` are the checked downloads
+    (``attachments/{id}/``), never public media URLs."""
+
     id = serializers.IntegerField()
     report = serializers.IntegerField(source="report_id", allow_null=True)
     incident = serializers.IntegerField(source="incident_id", allow_null=True)
@@ -143,20 +151,45 @@ class IncidentAttachmentOutput(serializers.Serializer):
     width = serializers.IntegerField()
     height = serializers.IntegerField()
     size = serializers.IntegerField()
-    file = serializers.FileField(use_url=True)
-    thumbnail = serializers.FileField(use_url=True)
+    file = serializers.SerializerMethodField()
+    thumbnail = serializers.SerializerMethodField()
     exif_lat = serializers.FloatField(allow_null=True)
     exif_lng = serializers.FloatField(allow_null=True)
     created_at = serializers.DateTimeField()
 
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_file(self, attachment: Any) -> str:
+        return attachment_url(attachment, request=self.context.get("request"))
 
-class IncidentFullOutput(PersonalDataSerializerMixin, IncidentOutput):
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_thumbnail(self, attachment: Any) -> str:
+        return attachment_url(attachment, request=self.context.get("request"), thumbnail=True)
+
+
+class _ReporterByPolicy:
+    """The reporter's name and phone only when the context says the viewer may see them
+    (``show_contact``, decided by ``apps.incidents.policies``; absent: hidden). In the
+    bases after the audit mixin, so the audit records only what is really shown."""
+
+    def to_representation(self, incident: Incident) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(incident)  # type: ignore[misc]
+        if not getattr(self, "context", {}).get("show_contact", False):
+            data["reporter_name"] = None
+            data["reporter_phone"] = None
+        return data
+
+
+class IncidentFullOutput(PersonalDataSerializerMixin, _ReporterByPolicy, IncidentOutput):
     audit_object_type = "incidents.incident"  # showing the reporter is audited
     audit_personal_fields = ("reporter_name", "reporter_phone")
 
     description = serializers.CharField()
-    reporter_name = serializers.CharField()
-    reporter_phone = serializers.CharField()
+    reporter_name = serializers.CharField(
+        allow_null=True, help_text=_("Only for the assigned team and staff in scope (else null).")
+    )
+    reporter_phone = serializers.CharField(
+        allow_null=True, help_text=_("Only for the assigned team and staff in scope (else null).")
+    )
     extra = serializers.DictField()
     rejection_reason = serializers.CharField()
     resolution = serializers.CharField()
@@ -184,7 +217,8 @@ class IncidentDetailOutput(IncidentFullOutput):
     attachments = IncidentAttachmentOutput(many=True)
 
     def to_representation(self, detail: IncidentDetail) -> dict[str, Any]:
-        data: dict[str, Any] = dict(IncidentFullOutput(detail.incident, context=self.context).data)
+        context = {**self.context, "show_contact": detail.show_contact}
+        data: dict[str, Any] = dict(IncidentFullOutput(detail.incident, context=context).data)
         data["timeline"] = IncidentEventOutput(detail.timeline, many=True).data
         data["report_ids"] = detail.report_ids
         data["attachments"] = IncidentAttachmentOutput(
@@ -295,7 +329,7 @@ class IncidentListCreateApi(GenericAPIView):
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         region = locate_street(values["lat"], values["lng"])
-        if not selectors.role_scope(request.user, selectors.COMMAND_ROLES).covers(region.path):
+        if not selectors.incident_can_command_at(request.user, region.path):
             raise ApplicationError(ErrorCode.OUT_OF_SCOPE, status=403)
         accept = values.pop("accept")
         incident = services.incident_create(
@@ -387,13 +421,14 @@ class IncidentCommandApi(APIView):
     InputSerializer: ClassVar[type[serializers.Serializer]] = _NoInput
     OutputSerializer: ClassVar[type[serializers.Serializer]] = IncidentOutput
     success_status = status.HTTP_200_OK
+    note = False  # True: liaisons may call it too (incident.note, not incident.command)
 
     def execute(self, *, request: Request, incident: Incident, data: dict[str, Any]) -> Any:
         raise NotImplementedError
 
     @idempotent
     def post(self, request: Request, incident_id: int) -> Response:
-        incident = _incident_for_command(request, incident_id)
+        incident = _incident_for_command(request, incident_id, note=self.note)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = self.execute(request=request, incident=incident, data=dict(data.validated_data))
@@ -563,6 +598,7 @@ class IncidentNotesApi(IncidentCommandApi):
     InputSerializer = NoteInput
     OutputSerializer = IncidentEventOutput
     success_status = status.HTTP_201_CREATED
+    note = True
 
     def execute(self, *, request: Request, incident: Incident, data: dict[str, Any]) -> Any:
         return services.incident_add_note(

@@ -44,7 +44,9 @@ from apps.core.idempotency import (
     replay_response,
 )
 from apps.core.pagination import CursorPagination
+from apps.incidents.api.attachment_urls import attachment_url
 from apps.incidents.models import Attachment, IncidentEvent, PublicStatus, Report
+from apps.incidents.policies import report_contact_visible
 from apps.incidents.public_status import public_status_for
 from apps.incidents.selectors import reports as selectors
 from apps.incidents.services import reports as services
@@ -125,21 +127,22 @@ class ReportAttachmentOutput(serializers.Serializer):
     url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
 
-    def _url(self, name: str, attachment: Attachment) -> str:
-        path = reverse(name, kwargs={"attachment_id": attachment.pk})
-        token = self.context.get("token")
-        if token:
-            path = f"{path}?token={token}"
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request is not None else path
+    def _url(self, attachment: Attachment, *, thumbnail: bool) -> str:
+        # A tracking-token reader gets short-lived signed links, not the token in a URL.
+        return attachment_url(
+            attachment,
+            request=self.context.get("request"),
+            thumbnail=thumbnail,
+            signed=bool(self.context.get("token")),
+        )
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, attachment: Attachment) -> str:
-        return self._url("v1:attachment-download", attachment)
+        return self._url(attachment, thumbnail=False)
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_thumbnail_url(self, attachment: Attachment) -> str:
-        return self._url("v1:attachment-thumbnail", attachment)
+        return self._url(attachment, thumbnail=True)
 
 
 class ReportPublicEventOutput(serializers.Serializer):
@@ -211,14 +214,29 @@ class ReportIncidentOutput(serializers.Serializer):
     status = serializers.CharField()
 
 
-class ReportStaffOutput(PersonalDataSerializerMixin, ReportCitizenOutput):
-    """What an operator in scope sees: the reporter's view plus contact and provenance.
-    Showing the contact phone is audited."""
+class _ContactByPolicy:
+    """Shows the reporter's phone and photos only to whom ``apps.incidents.policies``
+    allows (``null`` and none otherwise). In the bases after the audit mixin, so the audit
+    sees, and records, only what is really shown."""
+
+    def to_representation(self, report: Report) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(report)  # type: ignore[misc]
+        request = getattr(self, "context", {}).get("request")
+        if not report_contact_visible(getattr(request, "user", None), report):
+            data["phone"] = None
+            data["attachments"] = []
+        return data
+
+
+class ReportStaffOutput(PersonalDataSerializerMixin, _ContactByPolicy, ReportCitizenOutput):
+    """What staff in scope see: the reporter's view plus contact and provenance. The
+    phone and photos follow ``apps.incidents.policies`` (``null`` and none otherwise);
+    showing the contact phone is audited."""
 
     audit_object_type = "incidents.report"
     audit_personal_fields = ("phone",)
 
-    phone = serializers.CharField()
+    phone = serializers.CharField(allow_null=True)
     reporter_id = serializers.IntegerField(allow_null=True)
     channel = ChannelField()
     extra = serializers.DictField()
@@ -541,7 +559,7 @@ class ReportDetailApi(APIView):
         try:
             report = selectors.report_get_for_reporter(report_id=report_id, user=request.user)
         except ApplicationError:
-            if not request.user.is_staff:
+            if not selectors.report_can_read_as_staff(request.user):
                 raise
             report = selectors.report_get_for_staff(report_id=report_id, user=request.user)
             return Response(ReportStaffOutput(report, context=context).data)

@@ -1,7 +1,9 @@
 """Triage API for operators: the queue, accept / reject / mark duplicate, suggestions.
 
-Staff only (``is_staff`` follows the staff-role memberships); every read and action is
-limited to the operator's region scope, and out of scope reads as 404.
+Triaging roles only (``report.triage``: operators, commanders, admins — not
+department liaisons, who read reports but do not take in or turn away citizens' reports
+or SOS presses; ``docs/roles.md``); every read and action is limited to the triager's
+region scope, and out of scope reads as 404.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import IsAdminUser
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -32,9 +34,13 @@ from apps.incidents.services import reports as services
 TAG = "triage"
 
 
-class IsStaffMember(IsAdminUser):
-    """``user.is_staff``: operators, commanders, liaisons, admins (not citizens or
-    responders). Region scope is checked per object by the selectors and services."""
+class IsStaffMember(BasePermission):
+    """Holds ``report.triage`` somewhere: operators, commanders, admins (not citizens,
+    field roles or liaisons). Region scope is checked per object by the selectors and
+    services (``report_triage`` again, so a liaison elsewhere is refused there too)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return selectors.report_can_triage(request.user)
 
 
 class TriageCursorPagination(CursorPagination):
@@ -99,7 +105,7 @@ class DuplicateCandidateOutput(serializers.Serializer):
 
 TRIAGE_ERRORS = {
     401: error_response("not_authenticated"),
-    403: error_response("permission_denied (not staff)"),
+    403: error_response("permission_denied (not a triaging role: operator, commander, admin)"),
     404: error_response("report_not_found / incident_not_found (unknown or out of scope)"),
     409: error_response("report_already_triaged / merge_target_invalid / idempotency_in_progress"),
     422: error_response("idempotency_key_reused"),
@@ -241,7 +247,7 @@ class ReportDuplicatesApi(APIView):
     def get(self, request: Request, report_id: int) -> Response:
         params = _DuplicatesQuery(data=request.query_params)
         params.is_valid(raise_exception=True)
-        report = selectors.report_get_for_staff(report_id=report_id, user=request.user)
+        report = selectors.report_get_for_triage(report_id=report_id, user=request.user)
         candidates = duplicate_candidates(
             lat=report.lat,
             lng=report.lng,

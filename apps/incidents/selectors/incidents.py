@@ -1,12 +1,17 @@
 """Incident reads for staff, every one scoped by ``Incident.objects.visible_to(user)``.
 
-Who may do what (the API and admin ask these, services do not: they also run for the
-system, with ``by=None``):
+Who may do what is the role table (``apps.accounts.permissions``, ``docs/roles.md``);
+the API and admin ask these helpers, services do not (they also run for the system,
+with ``by=None``):
 
-- *read* incidents: superusers and holders of a staff or field role (operator,
-  commander, department liaison, admin; responder, team leader) — inside their scope;
-- *command* an incident (transitions, classification, notes): operator, commander or
-  admin membership whose region covers the incident's region.
+- *read* incidents (``incident.read``): superusers and holders of a staff or field role
+  (operator, commander, department liaison, admin; responder, team leader, grid
+  worker) — inside their scope;
+- *command* an incident (``incident.command``: transitions, classification, casualty
+  figures, merge, create): operator, commander or admin membership whose region covers
+  the incident's region;
+- *note* (``incident.note``): those and department liaisons;
+- the reporter's contact and photos: ``apps.incidents.policies``.
 
 An incident outside the reader's scope does not exist for them: ``not_found`` (404),
 the same answer as for an id that was never used.
@@ -26,10 +31,9 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from apps.accounts.models import FIELD_ROLES, STAFF_ROLES, Membership, Role
+from apps.accounts.permissions import Capability, can, can_somewhere, roles_with
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.filters import IsoDateTimeFilter
-from apps.core.scoping import GLOBAL_SCOPE, Scope
 from apps.incidents.models import (
     Attachment,
     Incident,
@@ -39,10 +43,11 @@ from apps.incidents.models import (
     Loop,
     Severity,
 )
+from apps.incidents.policies import incident_contact_visible
 from apps.regions.models import Region
 
-READ_ROLES = frozenset(STAFF_ROLES | FIELD_ROLES)
-COMMAND_ROLES = frozenset({Role.OPERATOR, Role.COMMANDER, Role.ADMIN})
+READ_ROLES = roles_with(Capability.INCIDENT_READ)
+COMMAND_ROLES = roles_with(Capability.INCIDENT_COMMAND)
 
 # Offline sync: rows are handed out only once their ``updated_at`` is this old; see
 # :func:`incident_changes_since`.
@@ -54,37 +59,24 @@ SYNC_LIMIT_MAX = 500
 # --- Roles and scope -----------------------------------------------------------------------
 
 
-def role_scope(user: Any, roles: frozenset[str]) -> Scope:
-    """The region subtrees where ``user`` holds one of ``roles`` (one query, cached on
-    the user object for the request, like ``scope_for``)."""
-    if user is None or not getattr(user, "is_authenticated", False):
-        return Scope()
-    if user.is_superuser:
-        return GLOBAL_SCOPE
-    cache: dict[frozenset[str], Scope] = user.__dict__.setdefault("_xems_role_scopes", {})
-    if roles in cache:
-        return cache[roles]
-    rows = list(
-        Membership.objects.filter(
-            user=user, is_active=True, region__is_active=True, role__in=roles
-        ).values_list("role", "region__path", "region__parent_id")
-    )
-    if any(role == Role.ADMIN and parent_id is None for role, _path, parent_id in rows):
-        scope = GLOBAL_SCOPE
-    else:
-        scope = Scope.from_paths(path for _role, path, _parent in rows)
-    cache[roles] = scope
-    return scope
-
-
 def incident_can_read(user: Any) -> bool:
     """May ``user`` use the staff incident API at all (citizens may not)?"""
-    return not role_scope(user, READ_ROLES).is_empty
+    return can_somewhere(user, Capability.INCIDENT_READ)
 
 
 def incident_can_command(user: Any, incident: Incident) -> bool:
     """May ``user`` change ``incident`` (operator/commander/admin covering its region)?"""
-    return role_scope(user, COMMAND_ROLES).covers(incident.region.path)
+    return can(user, Capability.INCIDENT_COMMAND, incident.region.path)
+
+
+def incident_can_command_at(user: Any, region_path: str) -> bool:
+    """May ``user`` create an incident at ``region_path``?"""
+    return can(user, Capability.INCIDENT_COMMAND, region_path)
+
+
+def incident_can_note(user: Any, incident: Incident) -> bool:
+    """May ``user`` add a note to ``incident``'s timeline (those, and liaisons)?"""
+    return can(user, Capability.INCIDENT_NOTE, incident.region.path)
 
 
 # --- Lists and detail ----------------------------------------------------------------------
@@ -161,31 +153,44 @@ def incident_timeline(*, incident: Incident, public_only: bool = False) -> Query
 
 @dataclass(frozen=True)
 class IncidentDetail:
-    """What the staff detail shows besides the incident's own columns."""
+    """What the staff detail shows besides the incident's own columns.
+
+    ``show_contact``: the reporter's name and phone and the photos are the viewer's to
+    see (``apps.incidents.policies``); when not, ``attachments`` is empty too."""
 
     incident: Incident
     timeline: list[IncidentEvent]
     report_ids: list[int]
     attachments: list[Attachment]
+    show_contact: bool = False
 
 
 def incident_detail(*, user: Any, incident_id: int) -> IncidentDetail:
-    """Incident + timeline + linked report ids + photo metadata: four queries in all.
+    """Incident + timeline + linked report ids + photo metadata: four queries in all,
+    and the reporter-contact rule (cached role scopes; the assignment check when the
+    viewer's roles do not decide it).
 
-    Photos are the incident's own and those of its linked reports.
+    Photos are the incident's own and those of its linked reports, for viewers who may
+    see the reporter's contact only.
     """
     incident = incident_get(user=user, incident_id=incident_id)
+    show_contact = incident_contact_visible(user, incident)
     report_ids = list(incident.reports.order_by("created_at", "id").values_list("id", flat=True))
-    attachments = list(
-        Attachment.objects.filter(Q(incident=incident) | Q(report__incident=incident)).order_by(
-            "created_at", "id"
+    attachments = (
+        list(
+            Attachment.objects.filter(Q(incident=incident) | Q(report__incident=incident)).order_by(
+                "created_at", "id"
+            )
         )
+        if show_contact
+        else []
     )
     return IncidentDetail(
         incident=incident,
         timeline=list(incident_timeline(incident=incident)),
         report_ids=report_ids,
         attachments=attachments,
+        show_contact=show_contact,
     )
 
 

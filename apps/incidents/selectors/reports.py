@@ -4,7 +4,9 @@ Three kinds of requester, one rule each:
 
 - the reporter: by ownership (``reporter`` is the logged-in user) or by the tracking
   token (a capability handed out at submission);
-- staff: by region scope (``Report.objects.visible_to``), as everywhere else;
+- staff: roles with ``report.read`` (operators, commanders, admins, liaisons) by region
+  scope (``apps.accounts.permissions``); a field role's scope does not open the staff
+  view, whatever ``is_staff`` says;
 - anyone else: the same 404 as for a report that does not exist, so neither ids nor
   tokens can be probed.
 """
@@ -17,10 +19,11 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from django.utils.translation import gettext_lazy as _
 
+from apps.accounts.permissions import Capability, can, can_somewhere, capability_scope
 from apps.core.errors import ApplicationError, ErrorCode
-from apps.core.scoping import scope_for
 from apps.incidents.errors import IncidentErrorCode
 from apps.incidents.models import Attachment, IncidentEvent, Report
+from apps.incidents.policies import attachment_visible
 
 # The timeline kinds a reporter sees: status changes only. Notes, classification,
 # casualty figures, ratings and staff actors stay internal.
@@ -43,7 +46,7 @@ def _not_found() -> ApplicationError:
     return ApplicationError(IncidentErrorCode.REPORT_NOT_FOUND, _("Report not found."), status=404)
 
 
-def _same_token(expected: str, given: str) -> bool:
+def same_token(expected: str, given: str) -> bool:
     """Constant-time comparison; bytes, because ``compare_digest`` refuses non-ASCII str."""
     return secrets.compare_digest(expected.encode(), given[:TOKEN_MAX_LENGTH].encode())
 
@@ -79,7 +82,7 @@ def report_get_by_token(*, token: str) -> Report:
     report = _citizen_queryset().filter(token=token).first()
     # The index lookup already matched; compare again in constant time so a
     # collation or trailing-space quirk of a backend can never widen the match.
-    if report is None or not _same_token(report.token, token):
+    if report is None or not same_token(report.token, token):
         raise _not_found()
     return report
 
@@ -101,9 +104,20 @@ def report_public_timeline(*, report: Report) -> list[IncidentEvent]:
 # --- Staff -------------------------------------------------------------------------------
 
 
-def _staff_queryset(user: Any) -> QuerySet[Report]:
+def report_can_read_as_staff(user: Any) -> bool:
+    """Does ``user`` read citizen reports as staff somewhere (``report.read``)?"""
+    return can_somewhere(user, Capability.REPORT_READ)
+
+
+def report_can_triage(user: Any) -> bool:
+    """Does ``user`` triage somewhere (``report.triage``: not liaisons)?"""
+    return can_somewhere(user, Capability.REPORT_TRIAGE)
+
+
+def _staff_queryset(user: Any, capability: Capability = Capability.REPORT_READ) -> QuerySet[Report]:
+    scope = capability_scope(user, capability)
     return (
-        Report.objects.visible_to(user)
+        Report.objects.filter(scope.q("region__path"))
         .select_related("category", "region", "incident", "incident__merged_into", "reporter")
         .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.order_by("id")))
     )
@@ -112,14 +126,15 @@ def _staff_queryset(user: Any) -> QuerySet[Report]:
 def report_triage_queue(*, user: Any) -> QuerySet[Report]:
     """Submitted reports in ``user``'s scope: SOS first, then oldest first (the order
     the partial index ``incidents_report_triage_idx`` serves)."""
-    if not getattr(user, "is_staff", False):
+    if not report_can_triage(user):
         return Report.objects.none()
-    return _staff_queryset(user).pending_triage().order_by("-is_sos", "created_at", "id")
+    queue = _staff_queryset(user, Capability.REPORT_TRIAGE).pending_triage()
+    return queue.order_by("-is_sos", "created_at", "id")
 
 
 def report_get_for_staff(*, report_id: int, user: Any) -> Report:
-    """A report in ``user``'s scope; 404 otherwise."""
-    if not getattr(user, "is_staff", False):
+    """A report in ``user``'s ``report.read`` scope; 404 otherwise."""
+    if not report_can_read_as_staff(user):
         raise _not_found()
     report = _staff_queryset(user).filter(pk=report_id).first()
     if report is None:
@@ -127,31 +142,36 @@ def report_get_for_staff(*, report_id: int, user: Any) -> Report:
     return report
 
 
+def report_get_for_triage(*, report_id: int, user: Any) -> Report:
+    """A report ``user`` may triage (``report.triage`` over its region); 403 if they
+    only read it (a liaison), 404 if they may not even see it."""
+    report = report_get_for_staff(report_id=report_id, user=user)
+    if not can(user, Capability.REPORT_TRIAGE, report.region.path):
+        raise ApplicationError(ErrorCode.PERMISSION_DENIED, status=403)
+    return report
+
+
 # --- Photos ------------------------------------------------------------------------------
 
 
-def attachment_get_for_download(*, attachment_id: int, user: Any, token: str = "") -> Attachment:
+def attachment_get_for_download(
+    *, attachment_id: int, user: Any, token: str = "", signature: str = ""
+) -> Attachment:
     """An attachment the requester may fetch; 404 otherwise.
 
-    - the reporter of its report: logged in as the reporter, or holding the report's
-      tracking token;
-    - staff whose scope covers the report's (or incident's) region.
-    Photos of an incident without a report are for staff only.
+    The rule is ``apps.incidents.policies.attachment_visible``: the reporter (logged
+    in, or holding the report's tracking token, or a fresh signed link), staff with
+    ``reporter.contact`` over its region, the incident's assigned team and command post.
     """
     attachment = (
-        Attachment.objects.select_related("report", "report__region", "incident__region")
+        Attachment.objects.select_related(
+            "report", "report__region", "incident", "incident__region"
+        )
         .filter(pk=attachment_id)
         .first()
     )
-    if attachment is None:
+    if attachment is None or not attachment_visible(
+        user, attachment, token=token, signature=signature
+    ):
         raise ApplicationError(ErrorCode.NOT_FOUND, status=404)
-    report = attachment.report
-    if report is not None:
-        if getattr(user, "is_authenticated", False) and report.reporter_id == user.pk:
-            return attachment
-        if token and _same_token(report.token, token):
-            return attachment
-    region = report.region if report is not None else attachment.incident.region  # type: ignore[union-attr]
-    if getattr(user, "is_staff", False) and scope_for(user).covers(region.path):
-        return attachment
-    raise ApplicationError(ErrorCode.NOT_FOUND, status=404)
+    return attachment

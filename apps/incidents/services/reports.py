@@ -33,11 +33,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from apps.accounts.permissions import Capability, can, can_somewhere
 from apps.accounts.phones import PhoneNumberError, phone_normalise
 from apps.core.bulk import rows_insert
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.idempotency import Claim, Replay, claims_answer, claims_replay, claims_take
-from apps.core.scoping import scope_for
 from apps.core.transactions import on_commit
 from apps.incidents import duplicates, locks
 from apps.incidents.catalogue import Catalogue
@@ -610,12 +610,19 @@ def _after_submit(ids: list[int], sos: list[int], via: str) -> None:
 
 
 def _require_triage_scope(by: Any, region: Region, *, missing: str) -> None:
-    """Staff with scope over ``region``; anyone else gets the not-found answer (out of
-    scope reads as 404: existence is not leaked)."""
-    if not getattr(by, "is_authenticated", False) or not by.is_staff:
+    """``report.triage`` over ``region`` (operators, commanders, admins:
+    ``apps.accounts.permissions``). A liaison, who reads the report but does not triage
+    citizens' reports (nor rejects an SOS), gets 403; staff out of scope get the
+    not-found answer (existence is not leaked); anyone else 403."""
+    if not getattr(by, "is_authenticated", False):
         raise ApplicationError(ErrorCode.PERMISSION_DENIED, status=403)
-    if not scope_for(by).covers(region.path):
+    if can(by, Capability.REPORT_TRIAGE, region.path):
+        return
+    if can(by, Capability.REPORT_READ, region.path):
+        raise ApplicationError(ErrorCode.PERMISSION_DENIED, status=403)
+    if can_somewhere(by, Capability.REPORT_READ):
         raise _error(missing, status=404)
+    raise ApplicationError(ErrorCode.PERMISSION_DENIED, status=403)
 
 
 def _locked_open_incident(incident_id: int, by: Any) -> Incident:
