@@ -62,6 +62,9 @@ Metric = Literal["rps", "mean", "p50", "p90", "p99", "max", "server_cpu"]
 
 ALLOWED_HOSTS = frozenset({"127.0.0.1"})
 MAX_ERROR_SAMPLES = 5
+# An open-loop connection idle this long is reopened before use: uvicorn closes
+# keep-alive connections after 5 s idle, and a request sent as it does so would fail.
+IDLE_RECONNECT_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -255,6 +258,8 @@ class RawHttp1Connection:
             self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
 
     async def send(self, request: Request) -> tuple[int, bytes]:
+        if self._reader is not None and self._reader.at_eof():
+            await self.reset()  # the server closed it while idle (its keep-alive timeout)
         if self._writer is None:
             await self.connect()
         assert self._reader is not None
@@ -581,7 +586,7 @@ async def open_loop(
     if initial_connections is None:
         initial_connections = max(8 * len(targets), math.ceil(rate * 0.05))
     initial = min(per_target, max(1, initial_connections // len(targets)))
-    idle: list[list[RawHttp1Connection]] = [[] for _ in targets]
+    idle: list[list[tuple[RawHttp1Connection, float]]] = [[] for _ in targets]
     opened = [0] * len(targets)
     waiters: list[deque[asyncio.Future[RawHttp1Connection]]] = [deque() for _ in targets]
     recorder = LatencyRecorder()
@@ -594,7 +599,7 @@ async def open_loop(
         for _ in range(initial):
             conn = RawHttp1Connection(host, port)
             await conn.connect()
-            idle[index].append(conn)
+            idle[index].append((conn, time.perf_counter()))
             opened[index] += 1
 
     def release(target: int, conn: RawHttp1Connection) -> None:
@@ -604,11 +609,14 @@ async def open_loop(
             if not waiter.done():
                 waiter.set_result(conn)
                 return
-        idle[target].append(conn)
+        idle[target].append((conn, time.perf_counter()))
 
     async def acquire(target: int) -> RawHttp1Connection:
         if idle[target]:
-            return idle[target].pop()
+            conn, last_used = idle[target].pop()
+            if time.perf_counter() - last_used > IDLE_RECONNECT_S:
+                await conn.reset()  # uvicorn closes a connection idle for 5 s: reconnect
+            return conn
         if opened[target] < per_target:
             opened[target] += 1
             host, port = targets[target]
@@ -697,7 +705,7 @@ async def open_loop(
         for task in list(tasks):
             task.cancel()
         for pool in idle:
-            for conn in pool:
+            for conn, _last_used in pool:
                 await conn.reset()
 
     lag = lags.summary()

@@ -20,8 +20,12 @@ from bench.loadgen import Request, open_loop, schedule_offsets
 
 
 @asynccontextmanager
-async def http_server(delay: float, status: int = 201) -> AsyncIterator[str]:
-    """A keep-alive HTTP/1.1 server answering every request after ``delay`` seconds."""
+async def http_server(
+    delay: float, status: int = 201, *, close_after: bool = False
+) -> AsyncIterator[str]:
+    """A keep-alive HTTP/1.1 server answering every request after ``delay`` seconds
+    (``close_after``: then closing the connection, as a server whose keep-alive timer
+    ran out does)."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -39,6 +43,8 @@ async def http_server(delay: float, status: int = 201) -> AsyncIterator[str]:
                     b"HTTP/1.1 %d OK\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body)
                 )
                 await writer.drain()
+                if close_after:
+                    break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -120,6 +126,15 @@ async def test_late_and_wrong_answers_are_errors() -> None:
     assert stats.timeouts == result.errors
     assert {status for _i, status in answered} == {-1}
     assert result.rps == 0
+
+
+async def test_connections_the_server_closed_are_reopened() -> None:
+    async with http_server(delay=0.001, close_after=True) as url:
+        result = await open_loop(
+            [url], workload(200), rate=100, duration=0.5, max_connections=2, max_lag_ms=50
+        )
+    assert result.errors == 0
+    assert result.requests > 0
 
 
 async def test_too_few_requests_is_refused() -> None:
