@@ -18,7 +18,7 @@ triage clock is written and the figure would leave the clock out); one duty oper
 per active street (``seed_demo`` brings the new towns' operators and the new area's
 commander), so every SOS alarms its street and its new town; 1,000 open incidents near
 the report points (duplicate candidates to find); 2,000 citizens with access tokens
-(``ctx.mint_tokens``), minted before the timed runs (tokens live 15 minutes).
+(``ctx.mint_tokens``), minted again right before their timed runs (tokens live 15 minutes).
 
 **Workloads** — every request a different caller: its own ``X-Device-Id``, client
 address (``X-Forwarded-For`` from 10.0.0.0/8, trusted from 127.0.0.1 through
@@ -442,6 +442,24 @@ class Subscriber:
         self.client.close()
 
 
+NEAR_INCIDENT_SQL = """
+    SELECT 1 FROM incidents_incident i JOIN incidents_category c ON c.id = i.category_id
+    WHERE i.status IN ('reported', 'accepted', 'in_progress', 'resolved') AND c.code = %s
+      AND abs(i.lat - %s) < 0.002 AND abs(i.lng - %s) < 0.002 LIMIT 1
+"""
+
+
+def _with_candidates(ctx: BenchContext, load: Workload) -> int:
+    """The first request of ``load`` near an open incident of its category (so the
+    duplicate candidates are compared on something), else the first."""
+    for index in range(len(load)):
+        body = json.loads(load[index].body)
+        code = body.get("category", "O99")  # the SOS category
+        if ctx.sql(NEAR_INCIDENT_SQL, (code, body["lat"], body["lng"])):
+            return index
+    return 0
+
+
 def _check_answers(
     ctx: BenchContext,
     app: Server,
@@ -456,17 +474,18 @@ def _check_answers(
     published, same duplicate candidates; an SOS enqueues its deliveries."""
     body_seed = runs()
     project_load = Workload(
-        kind, points, run=runs(), size=1, path=PROJECT_PATHS[kind], bodies=body_seed, tokens=tokens
+        kind, points, run=runs(), size=64, path=PROJECT_PATHS[kind], bodies=body_seed, tokens=tokens
     )
     raw_load = Workload(
-        kind, points, run=runs(), size=1, path=RAW_PATHS[kind], bodies=body_seed, tokens=tokens
+        kind, points, run=runs(), size=64, path=RAW_PATHS[kind], bodies=body_seed, tokens=tokens
     )
+    index = _with_candidates(ctx, project_load)
     broker = redis.Redis.from_url(ctx.options.redis_url)
     try:
         queued_before = int(broker.llen("celery"))
         answers = {}
         for name, server, load in (("project", app, project_load), ("raw", raw, raw_load)):
-            request = load[0]
+            request = load[index]
             answer = _post(ctx, server, request)
             if subscriber.frames_of(answer["id"]) < 1:
                 raise BenchError(f"{name} {kind}: no board event published for {answer['id']}")
@@ -878,6 +897,12 @@ def _open(
     if problems:
         raise BenchError(f"{label}: triage clocks:\n  " + "\n  ".join(problems[:10]))
     lags.sort()
+    if lags:
+        print(
+            f"  {'':<24} {len(rows):,} reports, one triage clock each in its transaction; "
+            f"clock start to 201: p99 {lags[max(0, math.ceil(0.99 * len(lags)) - 1)]:.1f} ms, "
+            f"max {lags[-1]:.1f} ms"
+        )
     clocks = {
         "reports": len(rows),
         "with_one_clock_in_their_transaction": len(lags),
@@ -949,6 +974,8 @@ def run(ctx: BenchContext) -> list[Figure]:
     batches: dict[str, Any] = {}
     project_log = ProjectBatches(app)
     for kind in KINDS:
+        if kind == "citizen":  # fresh tokens (they live 15 minutes), the same citizens
+            tokens = ctx.mint_tokens("bench-citizen", CITIZENS)
         for concurrency in CONCURRENCIES:
             bodies = runs()
             name = f"{kind}.c{concurrency}"
@@ -1058,8 +1085,8 @@ def run(ctx: BenchContext) -> list[Figure]:
         _figure(
             "open.clock_lag_max",
             "ms",
-            clocks["clock_to_201_ms_max"] or math.nan,
-            raw_clocks["clock_to_201_ms_max"] or math.nan,
+            _or_nan(clocks["clock_to_201_ms_max"]),
+            _or_nan(raw_clocks["clock_to_201_ms_max"]),
             "open",
             goal=CLOCK_LAG_GOAL_MS,
             description=(
@@ -1069,6 +1096,10 @@ def run(ctx: BenchContext) -> list[Figure]:
         ),
     ]
     return figures
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _send_rate(result: OpenLoopResult) -> float:
