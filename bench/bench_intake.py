@@ -43,10 +43,13 @@ rate (``BENCH_INTAKE_RATE``, default 1,000/s) for ``BENCH_INTAKE_OPEN_SECONDS`` 
 60) after 2 s of the same rate unmeasured, on the project and then the raw baseline;
 latency from the scheduled send time; errors (any non-201 or no answer within
 ``BENCH_INTAKE_OPEN_TIMEOUT`` s) are a figure with goal 0; the run fails if the generator
-did not keep the schedule (dispatch lag p99 over ``BENCH_INTAKE_MAX_LAG_MS``, default 20,
-or under 99 % of the window's arrivals sent in it). Afterwards every report of the run
-must have exactly one triage clock, committed in the report's own transaction (same
-``xmin``), started at the report's ``created_at``; ``open.clock_lag_max`` bounds the time
+did not keep the rate (under 99 % of the window's arrivals sent within it: the server
+would not have seen the claimed load), and ``open.dispatch_lag_p99`` (goal
+``BENCH_INTAKE_MAX_LAG_MS``, default 50) says whether it kept the times (a late dispatch
+is part of the latency, so a miss makes the latency figures pessimistic). Afterwards
+every report of the run must have exactly one triage clock, committed in the report's own
+transaction (same ``xmin``), started at the report's ``created_at`` (reports whose 201
+came after the client gave up are counted apart); ``open.clock_lag_max`` bounds the time
 from a clock's ``started_at`` to its report's COMMIT by the arrival of the 201 (the
 COMMIT precedes it), goal ≤ 1 s.
 
@@ -123,7 +126,9 @@ OPEN_RATE = float(os.environ.get("BENCH_INTAKE_RATE", "1000"))
 OPEN_SECONDS = float(os.environ.get("BENCH_INTAKE_OPEN_SECONDS", "60"))
 OPEN_WARMUP = 2.0
 OPEN_TIMEOUT = float(os.environ.get("BENCH_INTAKE_OPEN_TIMEOUT", "5"))
-OPEN_MAX_LAG_MS = float(os.environ.get("BENCH_INTAKE_MAX_LAG_MS", "20"))
+# Dispatch lag counts in the latency anyway (it is measured from the schedule); the bound
+# rejects runs whose arrivals were not what the figure claims.
+OPEN_MAX_LAG_MS = float(os.environ.get("BENCH_INTAKE_MAX_LAG_MS", "50"))
 OPEN_MAX_CONNECTIONS = int(os.environ.get("BENCH_INTAKE_MAX_CONNECTIONS", "512"))
 OPEN_SEED = 20260104
 
@@ -823,6 +828,18 @@ WHERE r.id > %s AND r.id <= %s
 """
 
 
+def _settle(ctx: BenchContext, quiet: float = 1.0, limit: float = 30.0) -> None:
+    """Wait until no report has been added for ``quiet`` seconds (at most ``limit``)."""
+    deadline = time.monotonic() + limit
+    last = _report_count(ctx)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = _report_count(ctx)
+        if now == last:
+            return
+        last = now
+
+
 def _open(
     ctx: BenchContext, server: Server, load: Workload, label: str
 ) -> tuple[OpenLoopResult, dict[str, Any]]:
@@ -868,48 +885,59 @@ def _open(
         f"p50 {lat.p50_ms:7.2f} ms  p99 {lat.p99_ms:7.2f} ms  errors {result.errors}  "
         f"conns {stats.connections_opened}  cores[{cpu}]"
     )
-    if not stats.kept_schedule:
+    if not stats.kept_rate:
         raise BenchError(
-            f"{label}: the load generator did not keep the schedule (sent {stats.sent} of "
-            f"{stats.scheduled} in the window, dispatch lag p99 {stats.lag_p99_ms:.1f} ms > "
-            f"{stats.max_lag_ms:g} ms): the figures would describe the client"
+            f"{label}: the load generator did not keep the schedule: it sent {stats.sent} of "
+            f"the {stats.scheduled} arrivals of the window within it (dispatch lag p99 "
+            f"{stats.lag_p99_ms:.1f} ms), so the server did not see the rate claimed"
+        )
+    if not stats.kept_time:
+        print(
+            f"  warning: {label}: dispatch lag p99 {stats.lag_p99_ms:.1f} ms > "
+            f"{stats.max_lag_ms:g} ms (open.dispatch_lag_p99 MISSED): the client was starved or "
+            f"overwhelmed; the lag is inside every latency sample, so the latency figures of "
+            f"this run are pessimistic"
         )
     if result.errors:
         print(f"  warning: {label}: {result.errors} errors, e.g. {result.error_samples[:2]}")
     # Every report of the run: one triage clock, in its transaction, at its created_at.
     index_of = {key: i for i, key in enumerate(load.keys)}
+    _settle(ctx)  # requests the client gave up on may still be committing
     rows = ctx.sql(OPEN_CLOCKS_SQL, (before, _max_report_id(ctx)))
     lags: list[float] = []
     problems: list[str] = []
+    unanswered = 0
     for key, created_at, count, first, _last, same in rows:
         if count != 1 or not same or first != created_at:
-            problems.append(f"report of key {key}: {count} clocks, same transaction {same}")
+            problems.append(
+                f"report of key {key}: {count} triage clocks, in its transaction: {same}, "
+                f"started {first} for a report created {created_at}"
+            )
             continue
         index = index_of.get(key)
         answered = done_at[index] if index is not None else math.nan
         if math.isnan(answered):
-            problems.append(f"report of key {key}: no 201 recorded for it")
+            unanswered += 1  # committed, but its 201 came after the client's timeout
             continue
         lags.append(max(0.0, answered - first.timestamp()) * 1000)
     answered_count = sum(1 for value in done_at if not math.isnan(value))
-    if len(rows) != answered_count:
-        problems.append(f"{answered_count} answered 201, {len(rows)} reports with stored answers")
+    if len(lags) != answered_count and not problems:
+        problems.append(f"{answered_count} answered 201, {len(lags)} of them have a report")
     if problems:
         raise BenchError(f"{label}: triage clocks:\n  " + "\n  ".join(problems[:10]))
     lags.sort()
+    p99 = lags[max(0, math.ceil(0.99 * len(lags)) - 1)] if lags else None
     if lags:
         print(
             f"  {'':<24} {len(rows):,} reports, one triage clock each in its transaction; "
-            f"clock start to 201: p99 {lags[max(0, math.ceil(0.99 * len(lags)) - 1)]:.1f} ms, "
-            f"max {lags[-1]:.1f} ms"
+            f"clock start to 201: p99 {p99:.1f} ms, max {lags[-1]:.1f} ms"
         )
     clocks = {
         "reports": len(rows),
-        "with_one_clock_in_their_transaction": len(lags),
+        "one_triage_clock_in_their_transaction": len(rows),
+        "committed_after_the_client_gave_up": unanswered,
         "clock_to_201_ms_p50": round(lags[len(lags) // 2], 1) if lags else None,
-        "clock_to_201_ms_p99": round(lags[max(0, math.ceil(0.99 * len(lags)) - 1)], 1)
-        if lags
-        else None,
+        "clock_to_201_ms_p99": round(p99, 1) if p99 is not None else None,
         "clock_to_201_ms_max": round(lags[-1], 1) if lags else None,
     }
     return result, clocks
@@ -1081,6 +1109,15 @@ def run(ctx: BenchContext) -> list[Figure]:
             better="higher",
             description="arrivals the generator sent in the window per second (the schedule kept)",
         ),
+        _figure(
+            "open.dispatch_lag_p99",
+            "ms",
+            _lag(measured_open),
+            _lag(raw_open),
+            "open",
+            goal=OPEN_MAX_LAG_MS,
+            description="how late the generator sent, p99 (MISSED: the client was starved)",
+        ),
         compare("open.server_cpu", measured_open, raw_open, "server_cpu"),
         _figure(
             "open.clock_lag_max",
@@ -1100,6 +1137,10 @@ def run(ctx: BenchContext) -> list[Figure]:
 
 def _or_nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
+
+
+def _lag(result: OpenLoopResult) -> float:
+    return result.open_loop.lag_p99_ms if result.open_loop else math.nan
 
 
 def _send_rate(result: OpenLoopResult) -> float:
