@@ -43,10 +43,11 @@ rate (``BENCH_INTAKE_RATE``, default 1,000/s) for ``BENCH_INTAKE_OPEN_SECONDS`` 
 60) after 2 s of the same rate unmeasured, on the project and then the raw baseline;
 latency from the scheduled send time; errors (any non-201 or no answer within
 ``BENCH_INTAKE_OPEN_TIMEOUT`` s) are a figure with goal 0; the run fails if the generator
-did not keep the rate (under 99 % of the window's arrivals sent within it: the server
-would not have seen the claimed load), and ``open.dispatch_lag_p99`` (goal
-``BENCH_INTAKE_MAX_LAG_MS``, default 50) says whether it kept the times (a late dispatch
-is part of the latency, so a miss makes the latency figures pessimistic). Afterwards
+did not keep the rate (the window's arrivals sent over a span that makes under 99 % of
+their scheduled rate: the server would not have seen the claimed load), and
+``open.dispatch_lag_p99`` (goal ``BENCH_INTAKE_MAX_LAG_MS``, default 50) says whether it
+kept the times (a late dispatch is part of the latency, so a miss makes the latency
+figures pessimistic). Afterwards
 every report of the run must have exactly one triage clock, committed in the report's own
 transaction (same ``xmin``), started at the report's ``created_at`` (reports whose 201
 came after the client gave up are counted apart); ``open.clock_lag_max`` bounds the time
@@ -887,9 +888,10 @@ def _open(
     )
     if not stats.kept_rate:
         raise BenchError(
-            f"{label}: the load generator did not keep the schedule: it sent {stats.sent} of "
-            f"the {stats.scheduled} arrivals of the window within it (dispatch lag p99 "
-            f"{stats.lag_p99_ms:.1f} ms), so the server did not see the rate claimed"
+            f"{label}: the load generator did not keep the rate: the window's arrivals went "
+            f"out at {stats.send_rate:,.1f}/s against {stats.scheduled_rate:,.1f}/s scheduled "
+            f"(dispatch lag p99 {stats.lag_p99_ms:.1f} ms), so the server did not see the "
+            f"rate claimed"
         )
     if not stats.kept_time:
         print(

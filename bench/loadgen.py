@@ -468,15 +468,17 @@ def schedule_offsets(
 class OpenLoopStats:
     """How an open-loop run kept its schedule (measured window only, except connections).
 
-    ``send_rate`` counts requests actually handed to a connection task within the window
-    (by the clock, not the schedule): a generator that falls behind sends fewer than were
-    scheduled there. ``lag`` is how late a request was dispatched behind its scheduled
-    time (the generator's own delay; a wait for a free connection is not lag, it is
-    ``waited_for_connection`` and counts in the latency). ``kept_rate`` is false when fewer
-    than ``min_send_ratio`` of the window's scheduled requests were sent in it (the server
-    saw less than the claimed load: the figures are void); ``kept_time`` when the p99 lag
-    exceeds ``max_lag_ms`` (the client was starved or overwhelmed; its lag is in every
-    latency sample, so the figures are pessimistic, never flattering).
+    ``scheduled_rate`` is the rate of the window's arrivals over the span of their scheduled
+    times; ``send_rate`` the same arrivals over the span of the times they were actually
+    handed to a connection task: a generator that falls behind stretches that span
+    (``sent`` counts those handed over before the window closed). ``lag`` is how late a
+    request was dispatched behind its scheduled time (the generator's own delay; a wait for
+    a free connection is not lag, it is ``waited_for_connection`` and counts in the
+    latency). ``kept_rate`` is false when ``send_rate`` fell under ``min_send_ratio`` of
+    ``scheduled_rate`` (the server saw less than the claimed load: the figures are void);
+    ``kept_time`` when the p99 lag exceeds ``max_lag_ms`` (the client was starved or
+    overwhelmed; its lag is in every latency sample, so the figures are pessimistic, never
+    flattering).
     """
 
     rate: float
@@ -500,8 +502,8 @@ class OpenLoopStats:
 
     @property
     def kept_rate(self) -> bool:
-        """The window's arrivals went out within it: the server saw the claimed load."""
-        return self.sent >= self.min_send_ratio * self.scheduled
+        """The window's arrivals went out at their rate: the server saw the claimed load."""
+        return self.send_rate >= self.min_send_ratio * self.scheduled_rate
 
     @property
     def kept_time(self) -> bool:
@@ -699,6 +701,8 @@ async def open_loop(
     tasks: set[asyncio.Task[None]] = set()
     marks = asyncio.create_task(window_marks())
     scheduled_in_window = 0
+    first: tuple[float, float] | None = None  # (scheduled, dispatched) of the window's first
+    last = (0.0, 0.0)
     try:
         async with asyncio.timeout(warmup + duration + timeout + 10):
             for index, offset in enumerate(offsets):
@@ -710,9 +714,12 @@ async def open_loop(
                 task = asyncio.create_task(one(index, scheduled))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-                if scheduled >= window_start:
+                if window_start <= scheduled < window_end:
                     scheduled_in_window += 1
                     lags.record(max(0.0, now - scheduled))
+                    last = (scheduled, now)
+                    if first is None:
+                        first = last
                     if now < window_end:
                         sent_in_window += 1
             await marks
@@ -728,14 +735,15 @@ async def open_loop(
         gc.unfreeze()
 
     lag = lags.summary()
+    spans = (last[0] - first[0], last[1] - first[1]) if first else (0.0, 0.0)
     stats = OpenLoopStats(
         rate=rate,
         schedule=schedule,
         seed=seed,
         scheduled=scheduled_in_window,
-        scheduled_rate=scheduled_in_window / duration,
+        scheduled_rate=(scheduled_in_window - 1) / spans[0] if spans[0] > 0 else math.nan,
         sent=sent_in_window,
-        send_rate=sent_in_window / duration,
+        send_rate=(scheduled_in_window - 1) / spans[1] if spans[1] > 0 else math.nan,
         lag_p50_ms=lag.p50_ms,
         lag_p99_ms=lag.p99_ms,
         lag_max_ms=lag.max_ms,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -79,9 +80,8 @@ async def test_enough_connections_latency_is_the_service_time() -> None:
     stats = result.open_loop
     assert stats is not None
     assert result.errors == 0
-    assert stats.kept_schedule
+    assert stats.kept_rate  # (times are not asserted: a test machine may be busy)
     assert result.requests == stats.scheduled
-    assert abs(stats.send_rate - stats.scheduled_rate) <= 0.01 * stats.scheduled_rate + 1
     assert 10 <= result.latency.p50_ms < 60
     assert stats.peak_in_flight > 1  # answers overlapped: arrivals did not wait for them
 
@@ -103,7 +103,7 @@ async def test_queueing_counts_from_the_scheduled_time() -> None:
     stats = result.open_loop
     assert stats is not None
     assert result.errors == 0
-    assert stats.kept_schedule  # the generator kept sending on time...
+    assert stats.kept_rate  # the generator kept sending...
     assert stats.waited_for_connection > 50  # ...while requests queued for the connection
     assert result.latency.max_ms > 300
     assert result.latency.p50_ms > 100
@@ -126,6 +126,23 @@ async def test_late_and_wrong_answers_are_errors() -> None:
     assert stats.timeouts == result.errors
     assert {status for _i, status in answered} == {-1}
     assert result.rps == 0
+
+
+async def test_a_generator_that_falls_behind_is_seen() -> None:
+    # The client's own loop blocked 50 ms per answer at 100 arrivals/s: it cannot keep up.
+    async with http_server(delay=0.001) as url:
+        result = await open_loop(
+            [url],
+            workload(400),
+            rate=100,
+            duration=1.0,
+            on_response=lambda _i, _status, _at: time.sleep(0.05),
+        )
+    stats = result.open_loop
+    assert stats is not None
+    assert not stats.kept_rate
+    assert not stats.kept_time
+    assert stats.send_rate < 0.9 * stats.scheduled_rate
 
 
 async def test_connections_the_server_closed_are_reopened() -> None:
