@@ -35,10 +35,11 @@ Served by the same uvicorn, with the same worker count, as the project
        the street; operators and commanders holding the new town), their languages
        (latest active device), and one outbox row each in ``notifications_notification``
        (the project's columns, title and body in the recipient's language);
-    8. last, the board events: sequence numbers reserved on the streams (the project's
-       ``RESERVE_SQL``, counters locked in sorted order until COMMIT) and one
-       ``report.submitted`` row per stream — the street, each ancestor, and the report's
-       own stream — with the project's payloads.
+    8. last, the board events in the project's one statement (``EMIT_SQL`` of
+       ``apps.realtime.events``): sequence numbers reserved on the streams (counters
+       locked in sorted order until COMMIT) and one ``report.submitted`` row per stream —
+       the street, each ancestor, and the report's own stream — with the project's
+       payloads.
 
     After COMMIT the events are published to Redis (one pipeline: the channel-layer
     group channels and msgpack messages the project's publisher sends), the SOS pushes
@@ -498,20 +499,27 @@ NOTIFICATIONS_SQL = """
     ON CONFLICT DO NOTHING
     RETURNING id
 """
-# apps.realtime.events: the only two statements that write the event tables.
-RESERVE_SQL = """
-INSERT INTO realtime_streamcounter AS counter (stream, last_seq)
-SELECT wanted.stream, wanted.n
-FROM unnest(%s::text[], %s::bigint[]) AS wanted(stream, n)
-ORDER BY wanted.stream COLLATE "C"
-ON CONFLICT (stream) DO UPDATE SET last_seq = counter.last_seq + EXCLUDED.last_seq
-RETURNING stream, last_seq
-"""
-INSERT_EVENTS_SQL = """
+# apps.realtime.events EMIT_SQL: sequence numbers reserved on the streams (counter rows
+# locked in byte order of the name until COMMIT) and the event rows inserted, one
+# statement; the payloads as one JSON array, each once however many streams it goes to.
+EMIT_SQL = """
+WITH reserved AS (
+    INSERT INTO realtime_streamcounter AS counter (stream, last_seq)
+    SELECT wanted.stream, wanted.n
+    FROM unnest(%s::text[], %s::bigint[]) AS wanted(stream, n)
+    ORDER BY wanted.stream COLLATE "C"
+    ON CONFLICT (stream) DO UPDATE SET last_seq = counter.last_seq + EXCLUDED.last_seq
+    RETURNING stream, last_seq
+), payload AS (
+    SELECT %s::jsonb AS items, %s::timestamptz AS created_at
+)
 INSERT INTO realtime_event (stream, seq, kind, payload, created_at)
-SELECT row.stream, row.seq, row.kind, row.payload::jsonb, row.created_at
-FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[])
-    AS row(stream, seq, kind, payload, created_at)
+SELECT row.stream, reserved.last_seq - row.below_last, row.kind, payload.items -> row.item,
+       payload.created_at
+FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::int[])
+    AS row(stream, below_last, kind, item)
+JOIN reserved ON reserved.stream = row.stream
+CROSS JOIN payload
 RETURNING id, stream, seq
 """
 
@@ -816,23 +824,37 @@ async def _commit_batch(conn: psycopg.AsyncConnection[Any], reports: list[_Repor
                 items.append(([f"report.{report.id}"], received))
             counts = Counter(stream for streams, _text in items for stream in streams)
             ordered = sorted(counts)
-            await cur.execute(RESERVE_SQL, (ordered, [counts[s] for s in ordered]))
-            last = {stream: int(seq) for stream, seq in await cur.fetchall()}
-            next_seq = {stream: last[stream] - n + 1 for stream, n in counts.items()}
-            now = datetime.now(UTC)
-            rows: list[tuple[str, int, str, str, datetime]] = []
-            for streams, text in items:
+            remaining = dict(counts)
+            rows: list[tuple[str, int, int]] = []  # (stream, below the last number, item)
+            for index, (streams, _text) in enumerate(items):
                 for stream in streams:
-                    rows.append((stream, next_seq[stream], "report.submitted", text, now))
-                    next_seq[stream] += 1
-            await cur.execute(INSERT_EVENTS_SQL, [list(col) for col in zip(*rows, strict=True)])
-            await cur.fetchall()
+                    remaining[stream] -= 1
+                    rows.append((stream, remaining[stream], index))
+            now = datetime.now(UTC)
+            await cur.execute(
+                EMIT_SQL,
+                (
+                    ordered,
+                    [counts[stream] for stream in ordered],
+                    "[" + ",".join(text for _streams, text in items) + "]",
+                    now,
+                    [stream for stream, _below, _item in rows],
+                    [below for _stream, below, _item in rows],
+                    ["report.submitted"] * len(rows),
+                    [item for _stream, _below, item in rows],
+                ),
+            )
+            last: dict[str, int] = {}
+            for _id, stream, seq in await cur.fetchall():
+                last[stream] = max(last.get(stream, 0), int(seq))
             at = _local(now)
-            for stream, seq, kind, text, _now in rows:
+            for stream, below, item in rows:
+                seq = last[stream] - below
+                kind = "report.submitted"
                 head = _dumps(
                     {"type": "event", "stream": stream, "seq": seq, "kind": kind, "at": at}
                 )
-                done.frames.append((stream, seq, f'{head[:-1]},"data":{text}}}'))
+                done.frames.append((stream, seq, f'{head[:-1]},"data":{items[item][1]}}}'))
     # Replays: retries and repeated keys, answered from the rows now committed.
     replays = [(i, r) for i, r in enumerate(reports) if done.answers[i] is None]
     if replays:
