@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
 
 from apps.accounts import selectors, services
 from apps.accounts.models import Device, Membership, OtpChallenge, User
@@ -30,7 +31,7 @@ from apps.regions.admin_mixins import RegionScopedAdminMixin
 # --- users --------------------------------------------------------------------------------
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(TabularInline):
     """Read-only here: memberships change on their own page, through the services."""
 
     model = Membership
@@ -173,7 +174,7 @@ class MembershipAdminForm(forms.ModelForm):
 
 
 @admin.register(Membership)
-class MembershipAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class MembershipAdmin(RegionScopedAdminMixin, ModelAdmin):
     """Who holds which role where. Revoking unticks "active"; rows are never deleted."""
 
     region_path_field = "region__path"
@@ -225,7 +226,7 @@ class MembershipAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Device)
-class DeviceAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class DeviceAdmin(RegionScopedAdminMixin, ModelAdmin):
     """Push devices of the people in scope; the token itself is never shown in full."""
 
     region_path_field = "user__memberships__region__path"
@@ -272,7 +273,7 @@ class DeviceAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OtpChallenge)
-class OtpChallengeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class OtpChallengeAdmin(ReadOnlyAdminMixin, ModelAdmin):
     """Diagnostics for superusers (why can this citizen not log in?). Never the code."""
 
     list_display = (

@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from unfold.admin import ModelAdmin
 
 from apps.analytics.forms import KpiFilterForm
 from apps.analytics.intervals import INTERVALS
@@ -70,7 +71,7 @@ def rate_display(rate: float | None) -> str:
 
 
 @admin.register(KpiReport)
-class KpiReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class KpiReportAdmin(ReadOnlyAdminMixin, ModelAdmin):
     """One page, no objects: the filters on top, the total and the groups below."""
 
     def get_urls(self) -> list[URLPattern]:

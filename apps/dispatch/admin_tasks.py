@@ -14,10 +14,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.forms import ActionForm
 
 from apps.core.admin_mixins import ReadOnlyInlineMixin
 from apps.core.errors import ApplicationError
@@ -46,7 +47,7 @@ class TaskReasonActionForm(ActionForm):
     reason = forms.CharField(label=_("Reason"), required=False, max_length=2000)
 
 
-class TaskEventInline(ReadOnlyInlineMixin, admin.TabularInline):
+class TaskEventInline(ReadOnlyInlineMixin, TabularInline):
     """The task's timeline, oldest first (append-only)."""
 
     model = TaskEvent
@@ -59,7 +60,7 @@ class TaskEventInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 def _run_each(
-    model_admin: admin.ModelAdmin,
+    model_admin: ModelAdmin,
     request: HttpRequest,
     queryset: QuerySet[DispatchTask],
     call: Callable[[DispatchTask], Any],
@@ -85,7 +86,7 @@ def _run_each(
 
 
 @admin.register(DispatchTask)
-class DispatchTaskAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class DispatchTaskAdmin(RegionScopedAdminMixin, ModelAdmin):
     region_path_field = "incident__region__path"
     list_display = (
         "id",
@@ -170,7 +171,7 @@ class DispatchTaskAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(RoomMessage)
-class RoomMessageAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class RoomMessageAdmin(RegionScopedAdminMixin, ModelAdmin):
     region_path_field = "incident__region__path"
     list_display = ("created_at", "incident", "author", "text", "attachment")
     list_select_related = ("incident", "author", "attachment")
@@ -188,7 +189,7 @@ class RoomMessageAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(CommandPost)
-class CommandPostAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class CommandPostAdmin(RegionScopedAdminMixin, ModelAdmin):
     region_path_field = "incident__region__path"
     list_display = ("incident", "commander", "address", "established_at", "closed_at")
     list_select_related = ("incident", "commander")

@@ -287,6 +287,7 @@ class IncidentEventKind(models.TextChoices):
     COMMAND_POST_ESTABLISHED = "command_post_established", _("On-site command post set up")
     COMMAND_POST_CLOSED = "command_post_closed", _("On-site command post closed")
     COMMAND_POST_MEMBERS = "command_post_members", _("Command post members changed")
+    COMMAND_POST_HANDED_OVER = "command_post_handed_over", _("Command post handed over")
     # SLA (apps.sla escalations, written through apps.incidents.services.sla).
     SUPERVISED = "supervised", _("Marked supervised (督办)")
     LOOP_RAISED = "loop_raised", _("Loop raised, command moved up")

@@ -14,6 +14,7 @@ from django.db.models import ForeignKey, QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin
 
 from apps.accounts.selectors import user_list_visible
 from apps.core.admin_mixins import ReadOnlyAdminMixin
@@ -22,7 +23,7 @@ from apps.notifications.models import Notification, NotificationPreference
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = (
         "id",
         "created_at",
@@ -79,7 +80,7 @@ class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(NotificationPreference)
-class NotificationPreferenceAdmin(admin.ModelAdmin):
+class NotificationPreferenceAdmin(ModelAdmin):
     list_display = ("user", "mute_off_duty", "updated_at")
     list_filter = ("mute_off_duty",)
     list_select_related = ("user",)

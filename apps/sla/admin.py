@@ -16,13 +16,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.forms import ActionForm
 
 from apps.core.admin_mixins import ReadOnlyAdminMixin, ReadOnlyInlineMixin
 from apps.core.errors import ApplicationError
@@ -99,7 +100,7 @@ class LadderStepFormSet(forms.BaseInlineFormSet):
                 form.add_error("anchor", _("This policy has no target to count from."))
 
 
-class LadderStepInline(admin.TabularInline):
+class LadderStepInline(TabularInline):
     model = SlaLadderStep
     formset = LadderStepFormSet
     extra = 0
@@ -120,7 +121,7 @@ class LadderStepInline(admin.TabularInline):
 
 
 @admin.register(SlaPolicy)
-class SlaPolicyAdmin(admin.ModelAdmin):
+class SlaPolicyAdmin(ModelAdmin):
     form = SlaPolicyForm
     inlines = (LadderStepInline,)
     list_display = (
@@ -200,13 +201,13 @@ class PauseActionForm(ActionForm):
     note = forms.CharField(label=_("Note"), required=False, max_length=1000)
 
 
-class SlaPauseInline(ReadOnlyInlineMixin, admin.TabularInline):
+class SlaPauseInline(ReadOnlyInlineMixin, TabularInline):
     model = SlaPause
     fields = ("reason", "note", "paused_at", "paused_by", "resumed_at", "resumed_by")
     readonly_fields = fields
 
 
-class EscalationInline(ReadOnlyInlineMixin, admin.TabularInline):
+class EscalationInline(ReadOnlyInlineMixin, TabularInline):
     model = Escalation
     fields = ("kind", "step", "scheduled_at", "at", "audiences", "recipients", "actions")
     readonly_fields = fields
@@ -226,7 +227,7 @@ def _minutes(delta: timedelta) -> int:
 
 
 @admin.register(SlaClock)
-class SlaClockAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class SlaClockAdmin(RegionScopedAdminMixin, ModelAdmin):
     """The overdue board: breached first, then least time left."""
 
     region_path_field = "region__path"
@@ -375,7 +376,7 @@ class SlaClockAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Escalation)
-class EscalationAdmin(ReadOnlyAdminMixin, RegionScopedAdminMixin, admin.ModelAdmin):
+class EscalationAdmin(ReadOnlyAdminMixin, RegionScopedAdminMixin, ModelAdmin):
     region_path_field = "region__path"
     list_display = (
         "at",
