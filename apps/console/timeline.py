@@ -61,8 +61,6 @@ USER_KEYS = ("commander_id", "from_commander_id")
 USER_LIST_KEYS = ("member_ids", "added", "removed")
 TEAM_KEYS = ("team_id", "to_team_id")
 VALUE_LABELS: dict[str, Any] = {
-    **dict(IncidentStatus.choices),
-    **dict(TaskStatus.choices),
     **dict(Severity.choices),
     **dict(Loop.choices),
     **dict(Source.choices),
@@ -98,10 +96,17 @@ def timeline_rows(events: Iterable[IncidentEvent]) -> list[dict[str, Any]]:
     ]
 
 
-def _value(value: Any) -> str:
+INCIDENT_STATUS_LABELS = dict(IncidentStatus.choices)
+TASK_STATUS_LABELS = dict(TaskStatus.choices)
+STATUS_KEYS = ("status", "from", "to")
+
+
+def _value(value: Any, statuses: dict[str, Any] | None = None) -> str:
     if isinstance(value, bool):
         return str(_("yes")) if value else str(_("no"))
     if isinstance(value, str):
+        if statuses is not None and value in statuses:
+            return str(statuses[value])
         return str(VALUE_LABELS.get(value, value))
     return str(value)
 
@@ -110,6 +115,8 @@ def _details(
     data: dict[str, Any], teams: dict[int, str], users: dict[int, str]
 ) -> list[tuple[Any, str]]:
     rows: list[tuple[Any, str]] = []
+    # A task's row carries the task's status; every other row the incident's.
+    statuses = TASK_STATUS_LABELS if "task_id" in data else INCIDENT_STATUS_LABELS
     for key, value in data.items():
         if key == "changes" and isinstance(value, dict):
             for name, change in value.items():
@@ -135,5 +142,5 @@ def _details(
         elif key == "report_id":
             rows.append((label, f"#{value}"))
         else:
-            rows.append((label, _value(value)))
+            rows.append((label, _value(value, statuses if key in STATUS_KEYS else None)))
     return rows

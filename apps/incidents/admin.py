@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.forms import ActionForm
 
+from apps.accounts.admin_mixins import InternalAdminMixin
 from apps.core.admin_mixins import ReadOnlyInlineMixin
 from apps.core.errors import ApplicationError
 from apps.incidents.models import Attachment, Category, IncidentEvent
@@ -30,7 +31,7 @@ from apps.incidents.models import Attachment, Category, IncidentEvent
 
 
 @admin.register(Category)
-class CategoryAdmin(ModelAdmin):
+class CategoryAdmin(InternalAdminMixin, ModelAdmin):
     list_display = (
         "code",
         "name_zh",

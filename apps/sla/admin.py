@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.forms import ActionForm
 
+from apps.accounts.admin_mixins import InternalAdminMixin
 from apps.core.admin_mixins import ReadOnlyAdminMixin, ReadOnlyInlineMixin
 from apps.core.errors import ApplicationError
 from apps.regions.admin_mixins import RegionScopedAdminMixin
@@ -121,7 +122,7 @@ class LadderStepInline(TabularInline):
 
 
 @admin.register(SlaPolicy)
-class SlaPolicyAdmin(ModelAdmin):
+class SlaPolicyAdmin(InternalAdminMixin, ModelAdmin):
     form = SlaPolicyForm
     inlines = (LadderStepInline,)
     list_display = (

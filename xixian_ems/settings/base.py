@@ -528,4 +528,8 @@ EXPORT_FORMATS = [
     "import_export.formats.base_formats.XLSX",
 ]
 IMPORT_EXPORT_SKIP_ADMIN_LOG = True
+# Staff log in through the admin only (the API takes tokens): after a login without a
+# "next", land on the dashboard rather than Django's /accounts/profile/.
+LOGIN_REDIRECT_URL = "admin:index"
+LOGIN_URL = "admin:login"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
