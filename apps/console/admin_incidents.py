@@ -45,6 +45,7 @@ from apps.console.exports import IncidentResource, contact_visible
 from apps.console.filters import BreachedFilter, SupervisedFilter
 from apps.console.timeline import timeline_rows
 from apps.core.errors import ApplicationError
+from apps.core.exports import ExportAdminMixin
 from apps.dispatch.models import DispatchTask
 from apps.dispatch.recommendation import recommend_teams
 from apps.dispatch.selectors.tasks import command_post_get, incident_tasks, task_can_command
@@ -352,7 +353,7 @@ def intake_region_choices(user: Any) -> list[tuple[str, str]]:
 
 
 @admin.register(Incident)
-class IncidentAdmin(RegionScopedAdminMixin, ExportMixin, ModelAdmin):
+class IncidentAdmin(RegionScopedAdminMixin, ExportAdminMixin, ExportMixin, ModelAdmin):
     region_path_field = "region__path"
     resource_classes = [IncidentResource]
     export_form_class = ExportForm
@@ -404,9 +405,6 @@ class IncidentAdmin(RegionScopedAdminMixin, ExportMixin, ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the record of an emergency is never deleted
-
-    def get_export_resource_kwargs(self, request: HttpRequest, **kwargs: Any) -> dict[str, Any]:
-        return {**super().get_export_resource_kwargs(request, **kwargs), "user": request.user}
 
     # --- URLs ----------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from unfold.contrib.import_export.forms import ExportForm
 from apps.console import forms as f
 from apps.console.exports import ReportResource, phone_for
 from apps.core.errors import ApplicationError
+from apps.core.exports import ExportAdminMixin
 from apps.incidents.admin import ReasonActionForm, ReportAttachmentInline, run_each
 from apps.incidents.duplicates import duplicate_candidates
 from apps.incidents.models import Incident, Report
@@ -62,7 +63,7 @@ TRIAGE = {
 
 
 @admin.register(Report)
-class ReportAdmin(RegionScopedAdminMixin, ExportMixin, ModelAdmin):
+class ReportAdmin(RegionScopedAdminMixin, ExportAdminMixin, ExportMixin, ModelAdmin):
     """The triage queue: submitted reports first, SOS first among them, oldest first."""
 
     region_path_field = "region__path"
@@ -106,9 +107,6 @@ class ReportAdmin(RegionScopedAdminMixin, ExportMixin, ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-    def get_export_resource_kwargs(self, request: HttpRequest, **kwargs: Any) -> dict[str, Any]:
-        return {**super().get_export_resource_kwargs(request, **kwargs), "user": request.user}
 
     @admin.display(description=_("text"))
     def short_text(self, obj: Report) -> str:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
-from import_export import fields, resources
 
 from apps.accounts.phones import phone_mask
+from apps.core.exports import ExportResource, column
 from apps.incidents.models import Incident, Report
 from apps.incidents.selectors.incidents import incident_can_command
 
@@ -32,46 +32,31 @@ def phone_for(user: Any, incident: Incident | None, phone: str) -> str:
     return phone_mask(phone)
 
 
-def _field(attribute: str, label: Any, **kwargs: Any) -> fields.Field:
-    return fields.Field(attribute=attribute, column_name=str(label), **kwargs)
-
-
-class ScopedResource(resources.ModelResource):
-    """A resource that knows who exports (``get_export_resource_kwargs`` passes it)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.user = kwargs.get("user")
-
-    def get_export_headers(self, selected_fields: Any = None) -> list[str]:
-        return [str(h) for h in super().get_export_headers(selected_fields)]
-
-
-class IncidentResource(ScopedResource):
-    number = _field("number", _("number"))
-    title = _field("title", _("title"))
-    status = _field("get_status_display", _("status"))
-    severity = _field("get_severity_display", _("severity"))
-    loop = _field("get_loop_display", _("loop"))
-    category = _field("category__name_zh", _("category"))
-    source = _field("get_source_display", _("source"))
-    region = _field("region__name_zh", _("region"))
-    address = _field("address", _("address"))
-    lat = _field("lat", _("latitude"))
-    lng = _field("lng", _("longitude"))
-    reporter_name = _field("reporter_name", _("reporter name"))
-    reporter_phone = _field("reporter_phone", _("reporter phone"))
-    deaths = _field("deaths", _("deaths"))
-    injured = _field("injured", _("injured"))
-    missing = _field("missing", _("missing"))
-    trapped = _field("trapped", _("trapped"))
-    supervised_at = _field("supervised_at", _("supervised since (督办)"))
-    created_at = _field("created_at", _("created at"))
-    accepted_at = _field("accepted_at", _("accepted at"))
-    in_progress_at = _field("in_progress_at", _("in progress since"))
-    resolved_at = _field("resolved_at", _("resolved at"))
-    closed_at = _field("closed_at", _("closed at"))
-    resolution = _field("resolution", _("resolution"))
+class IncidentResource(ExportResource):
+    number = column("number", _("number"))
+    title = column("title", _("title"))
+    status = column("get_status_display", _("status"))
+    severity = column("get_severity_display", _("severity"))
+    loop = column("get_loop_display", _("loop"))
+    category = column("category__name_zh", _("category"))
+    source = column("get_source_display", _("source"))
+    region = column("region__name_zh", _("region"))
+    address = column("address", _("address"))
+    lat = column("lat", _("latitude"))
+    lng = column("lng", _("longitude"))
+    reporter_name = column("reporter_name", _("reporter name"))
+    reporter_phone = column("reporter_phone", _("reporter phone"))
+    deaths = column("deaths", _("deaths"))
+    injured = column("injured", _("injured"))
+    missing = column("missing", _("missing"))
+    trapped = column("trapped", _("trapped"))
+    supervised_at = column("supervised_at", _("supervised since (督办)"))
+    created_at = column("created_at", _("created at"))
+    accepted_at = column("accepted_at", _("accepted at"))
+    in_progress_at = column("in_progress_at", _("in progress since"))
+    resolved_at = column("resolved_at", _("resolved at"))
+    closed_at = column("closed_at", _("closed at"))
+    resolution = column("resolution", _("resolution"))
 
     class Meta:
         model = Incident
@@ -111,23 +96,23 @@ class IncidentResource(ScopedResource):
         return incident.reporter_name[:1] + "*"
 
 
-class ReportResource(ScopedResource):
-    id = _field("id", _("id"))
-    created_at = _field("created_at", _("submitted at"))
-    status = _field("get_status_display", _("status"))
-    is_sos = _field("is_sos", _("SOS"))
-    channel = _field("get_channel_display", _("channel"))
-    category = _field("category__name_zh", _("category"))
-    region = _field("region__name_zh", _("region"))
-    address = _field("address", _("address"))
-    lat = _field("lat", _("latitude"))
-    lng = _field("lng", _("longitude"))
-    text = _field("text", _("text"))
-    phone = _field("phone", _("contact phone"))
-    incident = _field("incident__number", _("incident"))
-    triaged_at = _field("triaged_at", _("triaged at"))
-    rejection_reason = _field("rejection_reason", _("rejection reason"))
-    rating = _field("rating", _("rating"))
+class ReportResource(ExportResource):
+    id = column("id", _("id"))
+    created_at = column("created_at", _("submitted at"))
+    status = column("get_status_display", _("status"))
+    is_sos = column("is_sos", _("SOS"))
+    channel = column("get_channel_display", _("channel"))
+    category = column("category__name_zh", _("category"))
+    region = column("region__name_zh", _("region"))
+    address = column("address", _("address"))
+    lat = column("lat", _("latitude"))
+    lng = column("lng", _("longitude"))
+    text = column("text", _("text"))
+    phone = column("phone", _("contact phone"))
+    incident = column("incident__number", _("incident"))
+    triaged_at = column("triaged_at", _("triaged at"))
+    rejection_reason = column("rejection_reason", _("rejection reason"))
+    rating = column("rating", _("rating"))
 
     class Meta:
         model = Report
