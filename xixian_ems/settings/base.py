@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from import_export.formats import base_formats
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -522,11 +523,8 @@ UNFOLD = {
 }
 # Exports (django-import-export): CSV and XLSX only, built in the request (lists are
 # region-scoped and filtered, so they stay small); nothing is imported through the admin.
-IMPORT_EXPORT_FORMATS = ["import_export.formats.base_formats.CSV"]
-EXPORT_FORMATS = [
-    "import_export.formats.base_formats.CSV",
-    "import_export.formats.base_formats.XLSX",
-]
+EXPORT_FORMATS = [base_formats.CSV, base_formats.XLSX]
+IMPORT_FORMATS: list[type] = []
 IMPORT_EXPORT_SKIP_ADMIN_LOG = True
 # Staff log in through the admin only (the API takes tokens): after a login without a
 # "next", land on the dashboard rather than Django's /accounts/profile/.
