@@ -113,7 +113,8 @@ def test_reject_needs_the_reason_the_citizen_will_see(scene: Scene) -> None:
     blank = client.post(_triage(report, "reject"), {"reason": "", "confirm": "on"}, **ZH)
     client.post(_triage(report, "reject"), {"reason": "非应急事项，请拨打12345", "confirm": "on"})
 
-    assert blank.status_code == 200 and blank.context["form"].errors
+    assert blank.status_code == 200
+    assert blank.context["form"].errors
     report.refresh_from_db()
     assert report.status == Report.Status.REJECTED
     assert report.rejection_reason == "非应急事项，请拨打12345"
@@ -140,7 +141,8 @@ def test_triage_outside_the_scope_and_by_a_liaison_is_refused(
     )
     reader = client_for(liaison).post(_triage(report, "reject"), {"reason": "x", "confirm": "on"})
 
-    assert outsider.status_code == 302 and reader.status_code == 302
+    assert outsider.status_code == 302
+    assert reader.status_code == 302
     report.refresh_from_db()
     assert report.status == Report.Status.SUBMITTED
 

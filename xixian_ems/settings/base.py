@@ -14,9 +14,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
-from import_export.formats import base_formats
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from import_export.formats import base_formats
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("XEMS_VAR_DIR", str(BASE_DIR / "var")))
