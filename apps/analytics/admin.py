@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.utils.translation import gettext_lazy
 from unfold.admin import ModelAdmin
 
@@ -160,7 +161,7 @@ def kpi_export(
         incidents = row["incidents"]["total"] if row["incidents"] else ""
         intervals.append([row["label"], incidents, row["tasks"]["total"], *cells])
     sla = tablib.Dataset(
-        headers=[_("Group"), _("Obligation"), _("Met"), _("Breached"), _("Pending"), _("Rate")],
+        headers=[_("Group"), _("Obligation"), _("Met"), _("Breached"), pgettext("sla compliance", "Pending"), _("Rate")],
         title=str(_("SLA compliance")),
     )
     for entry in sla_rows:
