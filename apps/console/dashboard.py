@@ -43,6 +43,7 @@ def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[st
         "region__path",
     ).count()
     context["console"] = {
+        "can_triage": user.has_perm("incidents.view_report"),
         "figures": figures,
         "triage": triage,
         "breached": breached,
