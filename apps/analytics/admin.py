@@ -19,8 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from unfold.admin import ModelAdmin
 
 from apps.analytics.forms import KpiFilterForm
@@ -161,7 +160,14 @@ def kpi_export(
         incidents = row["incidents"]["total"] if row["incidents"] else ""
         intervals.append([row["label"], incidents, row["tasks"]["total"], *cells])
     sla = tablib.Dataset(
-        headers=[_("Group"), _("Obligation"), _("Met"), _("Breached"), pgettext("sla compliance", "Pending"), _("Rate")],
+        headers=[
+            _("Group"),
+            _("Obligation"),
+            _("Met"),
+            _("Breached"),
+            pgettext("sla compliance", "Pending"),
+            _("Rate"),
+        ],
         title=str(_("SLA compliance")),
     )
     for entry in sla_rows:

@@ -16,7 +16,7 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.phones import phone_mask
-from apps.core.exports import ExportResource, column
+from apps.core.exports import ExportResource, column, yes_blank
 from apps.incidents.models import Incident, Report
 from apps.incidents.selectors.incidents import incident_can_command
 
@@ -144,4 +144,4 @@ class ReportResource(ExportResource):
         return phone_for(self.user, judge, report.phone)
 
     def dehydrate_is_sos(self, report: Report) -> str:
-        return str(_("yes")) if report.is_sos else ""
+        return yes_blank(report.is_sos)

@@ -11,12 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from import_export import fields, resources
+from django.utils.translation import gettext_lazy as _
+from import_export import fields, resources, widgets
 
 
 def column(attribute: str, label: Any, **kwargs: Any) -> fields.Field:
-    """A column: the model attribute (``__`` across relations) under a translated header."""
+    """A column: the model attribute (``__`` across relations) under a translated header.
+    Timestamps (``*_at``, the project's naming) are written in the current time zone."""
+    if attribute == "at" or attribute.endswith("_at"):
+        kwargs.setdefault("widget", widgets.DateTimeWidget())
     return fields.Field(attribute=attribute, column_name=label, **kwargs)
+
+
+def yes_blank(value: Any) -> str:
+    """A flag as a person reads it in a sheet: 是, or nothing."""
+    return str(_("yes")) if value else ""
 
 
 class ExportResource(resources.ModelResource):

@@ -25,7 +25,7 @@ from unfold.forms import ActionForm
 
 from apps.core.admin_mixins import ReadOnlyInlineMixin
 from apps.core.errors import ApplicationError
-from apps.core.exports import ExportAdminMixin, ExportResource, column
+from apps.core.exports import ExportAdminMixin, ExportResource, column, yes_blank
 from apps.dispatch.models import CommandPost, DispatchTask, RoomMessage, TaskEvent
 from apps.dispatch.services import tasks as task_services
 from apps.regions.admin_mixins import RegionScopedAdminMixin
@@ -133,6 +133,9 @@ class TaskResource(ExportResource):
             "return_reason",
             "cancel_reason",
         )
+
+    def dehydrate_cross_department(self, task: DispatchTask) -> str:
+        return yes_blank(task.cross_department)
 
 
 @admin.register(DispatchTask)

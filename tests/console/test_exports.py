@@ -9,6 +9,7 @@ import io
 import openpyxl
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.incidents.models import IncidentStatus
 from apps.sla.models import Escalation, EscalationKind
@@ -64,6 +65,8 @@ def test_the_incident_export_is_the_scoped_filtered_list_in_chinese(
     assert incidents["theirs"].number not in numbers  # out of scope: never in a file
     assert _column(accepted, "编号") == [scene.incident.number]
     assert _column(accepted, "状态") == ["已受理"]
+    shanghai = timezone.localtime(scene.incident.created_at)  # Asia/Shanghai, not UTC
+    assert _column(accepted, "创建时间") == [f"{shanghai:%Y-%m-%d %H:%M:%S}"]
 
 
 def test_xlsx_has_the_same_rows_with_full_phones_for_the_operator(
@@ -116,8 +119,6 @@ def test_report_and_task_exports_are_scoped(scene: Scene) -> None:
 
 
 def test_the_escalation_export_is_scoped(scene: Scene) -> None:
-    from django.utils import timezone
-
     for region in (scene.street, scene.tree.diaotai):
         clock = SlaClockFactory(region=region, subject_label=f"{region.name_zh}的时钟")
         Escalation.objects.create(
