@@ -15,6 +15,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import BaseModel
@@ -330,7 +331,7 @@ class IncidentEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.incident_id} {self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.incident_id} {self.kind} @ {localtime(self.at):%Y-%m-%d %H:%M:%S}"
 
 
 # --- Citizen reports ---------------------------------------------------------------------
@@ -461,7 +462,7 @@ class Report(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.category.code} @ {self.created_at:%Y-%m-%d %H:%M}"
+        return f"{self.category.code} @ {localtime(self.created_at):%Y-%m-%d %H:%M}"
 
 
 class Attachment(BaseModel):

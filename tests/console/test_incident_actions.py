@@ -109,6 +109,7 @@ def test_dispatch_offers_the_recommendations_with_reasons_and_sends_the_chosen_t
 
     assert 'id="xc-recommendation-table"' in page
     assert f'data-team-id="{scene.team.pk}"' in page
+    assert f'name="teams" value="{scene.team.pk}"' in page  # ticked in the ranked table
     assert "公里" in page  # the distance reason, in Chinese
     assert response.status_code == 302
     tasks = DispatchTask.objects.filter(incident=scene.incident).order_by("id")
