@@ -250,6 +250,14 @@ ACTS: tuple[Act, ...] = (
         fields={"commander_id": "commander"},
     ),
     Act(
+        "post_members",
+        _("Command post members"),
+        f.PostMembersForm,
+        DISPATCH,
+        _("Command post members changed."),
+        lambda i, p: p["post_open"],
+    ),
+    Act(
         "post_close",
         _("Close the command post"),
         f.NoInputForm,
@@ -632,6 +640,10 @@ class IncidentAdmin(RegionScopedAdminMixin, ExportAdminMixin, ExportMixin, Model
             return post_services.command_post_hand_over(
                 incident_id=pk, by=by, commander_id=data["commander"], note=data["note"]
             )
+        if action == "post_members":
+            return post_services.command_post_members_change(
+                incident_id=pk, by=by, add=data["add"], remove=data["remove"]
+            )
         if action == "post_close":
             return post_services.command_post_close(incident_id=pk, by=by)
         raise AssertionError(action)  # pragma: no cover - ACTS and run() list the same names
@@ -691,8 +703,18 @@ class IncidentAdmin(RegionScopedAdminMixin, ExportAdminMixin, ExportMixin, Model
                 )
                 for c in candidates
             ]
-        if action in ("post_setup", "post_handover"):
+        if action in ("post_setup", "post_handover", "post_members"):
             context["people"] = self._command_people(request, incident)
+        if action == "post_members":
+            post = command_post_get(incident_id=incident.pk)
+            context["members"] = (
+                [
+                    (u.pk, f"{u.display_name or u.username}（{u.username}）")
+                    for u in post.members.all()
+                ]
+                if post is not None
+                else []
+            )
         return context
 
     def _command_people(self, request: HttpRequest, incident: Incident) -> list[tuple[int, str]]:

@@ -188,6 +188,29 @@ class CommandPostForm(ActionForm):
         self.fields["members"].choices = people
 
 
+class PostMembersForm(ActionForm):
+    add = forms.TypedMultipleChoiceField(
+        label=_("Add to the post"),
+        coerce=int,
+        required=False,
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
+    )
+    remove = forms.TypedMultipleChoiceField(
+        label=_("Remove from the post"),
+        coerce=int,
+        required=False,
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
+    )
+
+    def setup(self) -> None:
+        members = self.context.get("members", [])
+        current = {pk for pk, _label in members}
+        self.fields["add"].choices = [
+            (pk, label) for pk, label in self.context.get("people", []) if pk not in current
+        ]
+        self.fields["remove"].choices = members
+
+
 class HandOverForm(ActionForm):
     commander = _user_choice(_("New commander"))
     note = _text(_("Handover note"), required=False)

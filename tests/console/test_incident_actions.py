@@ -267,6 +267,8 @@ def test_a_command_post_is_set_up_handed_over_and_closed(scene: Scene, commander
     post = CommandPost.objects.get(incident=scene.incident)
     assert post.commander_id == commander.pk
     assert list(post.members.values_list("pk", flat=True)) == [scene.operator.pk]
+    client.post(act_url(scene.incident, "post_members"), {**ok, "remove": [scene.operator.pk]})
+    assert not post.members.exists()
 
     client.post(act_url(scene.incident, "post_close"), ok)
 
@@ -275,6 +277,7 @@ def test_a_command_post_is_set_up_handed_over_and_closed(scene: Scene, commander
     assert _kinds(scene.incident) == [
         IncidentEvent.Kind.COMMAND_POST_ESTABLISHED,
         IncidentEvent.Kind.COMMAND_POST_HANDED_OVER,
+        IncidentEvent.Kind.COMMAND_POST_MEMBERS,
         IncidentEvent.Kind.COMMAND_POST_CLOSED,
     ]
 
