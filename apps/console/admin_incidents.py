@@ -499,12 +499,16 @@ class IncidentAdmin(RegionScopedAdminMixin, ExportAdminMixin, ExportMixin, Model
             Q(subject_type=sla_services.SUBJECT_INCIDENT, subject_id=incident.pk)
             | Q(subject_type="task", subject_id__in=[t.pk for t in tasks])
         ).order_by("started_at", "id")
+        teams = {task.pk: task.team.name for task in tasks}
+        clock_rows = list(clocks)
+        for clock in clock_rows:
+            clock.team_name = teams.get(clock.subject_id) if clock.subject_type == "task" else ""
         state.update(
             {
                 "buttons": buttons,
                 "tasks": task_rows,
                 "recommendations": recommendations,
-                "clocks": list(clocks),
+                "clocks": clock_rows,
                 "timeline": timeline_rows(incident_timeline(incident=incident)),
                 "reports": list(
                     incident.reports.select_related("category").order_by("created_at", "id")
