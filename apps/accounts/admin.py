@@ -11,15 +11,27 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm
-from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from rest_framework_simplejwt.token_blacklist.admin import (
+    BlacklistedTokenAdmin as BaseBlacklistedTokenAdmin,
+)
+from rest_framework_simplejwt.token_blacklist.admin import (
+    OutstandingTokenAdmin as BaseOutstandingTokenAdmin,
+)
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.forms import AdminPasswordChangeForm
+from unfold.forms import UserChangeForm as UnfoldUserChangeForm
+from unfold.forms import UserCreationForm as UnfoldUserCreationForm
 
 from apps.accounts import selectors, services
+from apps.accounts.admin_mixins import InternalAdminMixin
 from apps.accounts.models import Device, Membership, OtpChallenge, OtpFailureCounter, User
 from apps.accounts.phones import PhoneNumberError, phone_mask, phone_normalise
 from apps.audit.personal import PersonalDataAdminMixin
@@ -31,7 +43,7 @@ from apps.regions.admin_mixins import RegionScopedAdminMixin
 # --- users --------------------------------------------------------------------------------
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(TabularInline):
     """Read-only here: memberships change on their own page, through the services."""
 
     model = Membership
@@ -65,13 +77,13 @@ def _clean_phone(raw: str | None) -> str | None:
         raise ValidationError(exc.message, code="phone_invalid") from None
 
 
-class UserChangeForm(DjangoUserChangeForm):
+class UserChangeForm(UnfoldUserChangeForm):
     def clean_phone(self) -> str | None:
         return _clean_phone(self.cleaned_data.get("phone"))
 
 
-class UserCreationForm(AdminUserCreationForm):
-    class Meta(AdminUserCreationForm.Meta):
+class UserCreationForm(UnfoldUserCreationForm):
+    class Meta(UnfoldUserCreationForm.Meta):
         model = User
         fields = ("username", "display_name", "phone")
 
@@ -80,7 +92,7 @@ class UserCreationForm(AdminUserCreationForm):
 
 
 @admin.register(User)
-class UserAdmin(PersonalDataAdminMixin, RegionScopedAdminMixin, DjangoUserAdmin):
+class UserAdmin(PersonalDataAdminMixin, RegionScopedAdminMixin, DjangoUserAdmin, ModelAdmin):
     """People. Non-superusers see users holding an active membership in their scope and
     may never touch staff flags, groups or permissions, nor anyone as senior as them.
     Showing someone's phone number or e-mail leaves an audit entry."""
@@ -90,6 +102,7 @@ class UserAdmin(PersonalDataAdminMixin, RegionScopedAdminMixin, DjangoUserAdmin)
     region_path_field = "memberships__region__path"
     form = UserChangeForm
     add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
     inlines = (MembershipInline,)
     list_display = ("username", "display_name", "phone", "is_staff", "is_active", "last_login")
     list_filter = ("is_staff", "is_superuser", "is_active", "memberships__role")
@@ -177,7 +190,7 @@ class MembershipAdminForm(forms.ModelForm):
 
 
 @admin.register(Membership)
-class MembershipAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class MembershipAdmin(RegionScopedAdminMixin, ModelAdmin):
     """Who holds which role where. Revoking unticks "active"; rows are never deleted."""
 
     region_path_field = "region__path"
@@ -229,7 +242,7 @@ class MembershipAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Device)
-class DeviceAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class DeviceAdmin(InternalAdminMixin, RegionScopedAdminMixin, ModelAdmin):
     """Push devices of the people in scope; the token itself is never shown in full."""
 
     region_path_field = "user__memberships__region__path"
@@ -276,7 +289,7 @@ class DeviceAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OtpChallenge)
-class OtpChallengeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class OtpChallengeAdmin(ReadOnlyAdminMixin, ModelAdmin):
     """Diagnostics for superusers (why can this citizen not log in?). Never the code."""
 
     list_display = (
@@ -311,7 +324,7 @@ class OtpChallengeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OtpFailureCounter)
-class OtpFailureCounterAdmin(admin.ModelAdmin):
+class OtpFailureCounterAdmin(ModelAdmin):
     """Why must this number wait before guessing? Superusers may delete a row to lift a
     backoff (a responder kept waiting by a distributed attack, say); nothing else."""
 
@@ -338,3 +351,25 @@ class OtpFailureCounterAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
+
+
+# --- Django's and simplejwt's own pages: the theme, and administrators only ----------------
+
+admin.site.unregister(Group)
+admin.site.unregister(OutstandingToken)
+admin.site.unregister(BlacklistedToken)
+
+
+@admin.register(Group)
+class GroupAdmin(InternalAdminMixin, DjangoGroupAdmin, ModelAdmin):
+    """Role groups are kept by ``ensure_role_groups``; shown to administrators."""
+
+
+@admin.register(OutstandingToken)
+class OutstandingTokenAdmin(InternalAdminMixin, BaseOutstandingTokenAdmin, ModelAdmin):
+    pass
+
+
+@admin.register(BlacklistedToken)
+class BlacklistedTokenAdmin(InternalAdminMixin, BaseBlacklistedTokenAdmin, ModelAdmin):
+    pass

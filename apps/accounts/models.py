@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models import Q
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import BaseModel
@@ -198,7 +199,7 @@ class OtpChallenge(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.phone} @ {self.created_at:%Y-%m-%d %H:%M}"
+        return f"{self.phone} @ {localtime(self.created_at):%Y-%m-%d %H:%M}"
 
 
 class OtpFailureCounter(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import QuerySet
 
@@ -71,3 +72,20 @@ def user_rank(*, user: User) -> int:
     """The most senior role rank the user holds anywhere (-1 with no membership)."""
     roles = Membership.objects.filter(user=user, is_active=True).values_list("role", flat=True)
     return max((ROLE_RANK[r] for r in roles), default=-1)
+
+
+def user_is_administrator(user: Any) -> bool:
+    """Superusers and holders of an active administrator membership: the people who see
+    the system's internals in the admin (outboxes, devices, groups, taxonomies). Cached
+    on the user object for the request."""
+    if not getattr(user, "is_authenticated", False) or not user.is_staff:
+        return False
+    if user.is_superuser:
+        return True
+    cached = getattr(user, "_xems_is_administrator", None)
+    if cached is None:
+        cached = Membership.objects.filter(
+            user=user, role=Role.ADMIN, is_active=True, region__is_active=True
+        ).exists()
+        user._xems_is_administrator = cached
+    return bool(cached)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import tablib
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -18,7 +19,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
+from unfold.admin import ModelAdmin
 
 from apps.analytics.forms import KpiFilterForm
 from apps.analytics.intervals import INTERVALS
@@ -70,7 +72,7 @@ def rate_display(rate: float | None) -> str:
 
 
 @admin.register(KpiReport)
-class KpiReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class KpiReportAdmin(ReadOnlyAdminMixin, ModelAdmin):
     """One page, no objects: the filters on top, the total and the groups below."""
 
     def get_urls(self) -> list[URLPattern]:
@@ -96,8 +98,18 @@ class KpiReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             for group in [report["total"], *report["groups"]]:
                 rows.append(_row(group))
                 sla_rows += _sla_rows(group)
+        export = request.GET.get(EXPORT_PARAMETER, "")
+        if report is not None and export in EXPORT_FORMATS:
+            return kpi_export(report, rows, sla_rows, export)
+        query = request.GET.copy()
+        query.pop(EXPORT_PARAMETER, None)
         context = {
             **self.admin_site.each_context(request),
+            "export_links": [
+                (label, f"?{_with(query, fmt)}") for fmt, label in EXPORT_FORMATS.items()
+            ]
+            if report is not None
+            else [],
             "opts": self.opts,
             "title": gettext_lazy("First-time KPIs and SLA compliance"),
             "form": form,
@@ -107,6 +119,76 @@ class KpiReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "sla_rows": sla_rows,
         }
         return TemplateResponse(request, "admin/analytics/kpi_report.html", context)
+
+
+EXPORT_PARAMETER = "_export"
+EXPORT_FORMATS = {"csv": "CSV", "xlsx": "XLSX"}
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def _with(query: Any, fmt: str) -> str:
+    query = query.copy()
+    query[EXPORT_PARAMETER] = fmt
+    return str(query.urlencode())
+
+
+def kpi_export(
+    report: Any, rows: list[dict[str, Any]], sla_rows: list[dict[str, Any]], fmt: str
+) -> HttpResponse:
+    """The figures on the page, as a file: the same report (scope, filters), two tables
+    (intervals, SLA compliance); XLSX as two sheets, CSV as one table after the other."""
+    intervals = tablib.Dataset(
+        headers=[
+            _("Group"),
+            _("Incidents"),
+            _("Tasks"),
+            *[
+                f"{definition.label} · {part}"
+                for definition in INTERVALS
+                for part in (_("count"), _("median"), _("p90"))
+            ],
+        ],
+        title=str(_("Intervals")),
+    )
+    for row in rows:
+        cells: list[Any] = []
+        for cell in row["cells"]:
+            cells += [cell["count"], cell["median"], cell["p90"]] if cell else ["", "", ""]
+        incidents = row["incidents"]["total"] if row["incidents"] else ""
+        intervals.append([row["label"], incidents, row["tasks"]["total"], *cells])
+    sla = tablib.Dataset(
+        headers=[
+            _("Group"),
+            _("Obligation"),
+            _("Met"),
+            _("Breached"),
+            pgettext("sla compliance", "Pending"),
+            _("Rate"),
+        ],
+        title=str(_("SLA compliance")),
+    )
+    for entry in sla_rows:
+        sla.append(
+            [
+                entry["group"],
+                entry["kind"],
+                entry["met"],
+                entry["breached"],
+                entry["pending"],
+                entry["rate"],
+            ]
+        )
+    if fmt == "xlsx":
+        content: Any = tablib.Databook([intervals, sla]).export("xlsx")
+    else:
+        content = "\ufeff" + intervals.export("csv") + "\r\n" + sla.export("csv")
+    response = HttpResponse(content, content_type=CONTENT_TYPES[fmt])
+    name = f"kpi-{report['date_from']}-{report['date_to']}.{fmt}"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 def _row(group: KpiGroup) -> dict[str, Any]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest
+from unfold.admin import ModelAdmin
 
 from apps.core.models import IdempotentRequest
 
 
 @admin.register(IdempotentRequest)
-class IdempotentRequestAdmin(admin.ModelAdmin):
+class IdempotentRequestAdmin(ModelAdmin):
     list_display = ("key", "scope", "method", "path", "response_status", "created_at")
     search_fields = ("key", "scope", "path")
     readonly_fields = [f.name for f in IdempotentRequest._meta.fields]

@@ -14,11 +14,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
 from django.db.models import ForeignKey, QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.forms import ActionForm
 
 from apps.core.errors import ApplicationError
 from apps.core.scoping import restrict
@@ -36,7 +37,7 @@ class NoteActionForm(ActionForm):
 
 
 def _run_each(
-    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any], call: Any
+    model_admin: ModelAdmin, request: HttpRequest, queryset: QuerySet[Any], call: Any
 ) -> None:
     """Apply ``call`` to each selected row; a refusal is an error message for that row."""
     done = 0
@@ -73,7 +74,7 @@ class TeamScopedFkMixin:
 
 
 @admin.register(Department)
-class DepartmentAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class DepartmentAdmin(RegionScopedAdminMixin, ModelAdmin):
     region_path_field = "region__path"
     list_display = ("code", "name_zh", "name_en", "kind", "region", "is_active")
     list_filter = ("kind", "is_active")
@@ -86,7 +87,7 @@ class DepartmentAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 # --- Teams ---------------------------------------------------------------------------------
 
 
-class TeamMemberInline(admin.TabularInline):
+class TeamMemberInline(TabularInline):
     model = TeamMember
     extra = 0
     fields = ("user", "is_leader", "on_duty", "on_duty_since", "is_active")
@@ -97,7 +98,7 @@ class TeamMemberInline(admin.TabularInline):
         return super().get_queryset(request).select_related("user")
 
 
-class ShiftInline(admin.TabularInline):
+class ShiftInline(TabularInline):
     model = Shift
     extra = 0
     fields = ("starts_at", "ends_at", "leader", "handover_note", "handed_over_at")
@@ -143,7 +144,7 @@ class TeamForm(forms.ModelForm):
 
 
 @admin.register(Team)
-class TeamAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class TeamAdmin(RegionScopedAdminMixin, ModelAdmin):
     region_path_field = "home_region__path"
     form = TeamForm
     list_display = (
@@ -222,7 +223,7 @@ class TeamAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(TeamMember)
-class TeamMemberAdmin(TeamScopedFkMixin, RegionScopedAdminMixin, admin.ModelAdmin):
+class TeamMemberAdmin(TeamScopedFkMixin, RegionScopedAdminMixin, ModelAdmin):
     region_path_field = "team__home_region__path"
     list_display = ("user", "team", "is_leader", "on_duty", "on_duty_since", "is_active")
     list_filter = ("on_duty", "is_leader", "is_active", "team__kind")
@@ -238,7 +239,7 @@ class TeamMemberAdmin(TeamScopedFkMixin, RegionScopedAdminMixin, admin.ModelAdmi
 
 
 @admin.register(Shift)
-class ShiftAdmin(TeamScopedFkMixin, RegionScopedAdminMixin, admin.ModelAdmin):
+class ShiftAdmin(TeamScopedFkMixin, RegionScopedAdminMixin, ModelAdmin):
     region_path_field = "team__home_region__path"
     list_display = ("team", "starts_at", "ends_at", "leader", "handed_over_at", "handed_over_by")
     list_filter = ("team__kind",)

@@ -14,13 +14,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from import_export.admin import ExportMixin
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import RangeDateTimeFilter
+from unfold.contrib.import_export.forms import ExportForm
+from unfold.forms import ActionForm
 
 from apps.core.admin_mixins import ReadOnlyInlineMixin
 from apps.core.errors import ApplicationError
+from apps.core.exports import ExportAdminMixin, ExportResource, column, yes_blank
 from apps.dispatch.models import CommandPost, DispatchTask, RoomMessage, TaskEvent
 from apps.dispatch.services import tasks as task_services
 from apps.regions.admin_mixins import RegionScopedAdminMixin
@@ -46,7 +51,7 @@ class TaskReasonActionForm(ActionForm):
     reason = forms.CharField(label=_("Reason"), required=False, max_length=2000)
 
 
-class TaskEventInline(ReadOnlyInlineMixin, admin.TabularInline):
+class TaskEventInline(ReadOnlyInlineMixin, TabularInline):
     """The task's timeline, oldest first (append-only)."""
 
     model = TaskEvent
@@ -59,7 +64,7 @@ class TaskEventInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 def _run_each(
-    model_admin: admin.ModelAdmin,
+    model_admin: ModelAdmin,
     request: HttpRequest,
     queryset: QuerySet[DispatchTask],
     call: Callable[[DispatchTask], Any],
@@ -84,8 +89,57 @@ def _run_each(
         )
 
 
+class TaskResource(ExportResource):
+    """A task's row in the export: who went where, and every first-time timestamp."""
+
+    id = column("id", _("task"))
+    incident = column("incident__number", _("incident"))
+    incident_title = column("incident__title", _("title"))
+    region = column("incident__region__name_zh", _("region"))
+    team = column("team__name", _("team"))
+    status = column("get_status_display", _("status"))
+    cross_department = column("cross_department", _("cross-department"))
+    dispatched_at = column("dispatched_at", _("dispatched at"))
+    accepted_at = column("accepted_at", _("accepted at"))
+    en_route_at = column("en_route_at", _("en route at"))
+    on_scene_at = column("on_scene_at", _("on scene at"))
+    completed_at = column("completed_at", _("completed at"))
+    verified_at = column("verified_at", _("verified at"))
+    cancelled_at = column("cancelled_at", _("cancelled at"))
+    result = column("result", _("result"))
+    decline_reason = column("decline_reason", _("decline reason"))
+    return_reason = column("return_reason", _("return reason"))
+    cancel_reason = column("cancel_reason", _("cancel reason"))
+
+    class Meta:
+        model = DispatchTask
+        fields = export_order = (
+            "id",
+            "incident",
+            "incident_title",
+            "region",
+            "team",
+            "status",
+            "cross_department",
+            "dispatched_at",
+            "accepted_at",
+            "en_route_at",
+            "on_scene_at",
+            "completed_at",
+            "verified_at",
+            "cancelled_at",
+            "result",
+            "decline_reason",
+            "return_reason",
+            "cancel_reason",
+        )
+
+    def dehydrate_cross_department(self, task: DispatchTask) -> str:
+        return yes_blank(task.cross_department)
+
+
 @admin.register(DispatchTask)
-class DispatchTaskAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class DispatchTaskAdmin(RegionScopedAdminMixin, ExportAdminMixin, ExportMixin, ModelAdmin):
     region_path_field = "incident__region__path"
     list_display = (
         "id",
@@ -99,7 +153,15 @@ class DispatchTaskAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
         "completed_at",
         "verified_at",
     )
-    list_filter = ("status", "cross_department", "team__kind")
+    resource_classes = [TaskResource]
+    export_form_class = ExportForm
+    list_filter = (
+        "status",
+        "cross_department",
+        "team__kind",
+        ("dispatched_at", RangeDateTimeFilter),
+    )
+    list_filter_submit = True
     list_select_related = ("incident", "team")
     search_fields = ("incident__number", "incident__title", "team__code", "team__name")
     date_hierarchy = "dispatched_at"
@@ -170,7 +232,7 @@ class DispatchTaskAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(RoomMessage)
-class RoomMessageAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class RoomMessageAdmin(RegionScopedAdminMixin, ModelAdmin):
     region_path_field = "incident__region__path"
     list_display = ("created_at", "incident", "author", "text", "attachment")
     list_select_related = ("incident", "author", "attachment")
@@ -188,7 +250,7 @@ class RoomMessageAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(CommandPost)
-class CommandPostAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class CommandPostAdmin(RegionScopedAdminMixin, ModelAdmin):
     region_path_field = "incident__region__path"
     list_display = ("incident", "commander", "address", "established_at", "closed_at")
     list_select_related = ("incident", "commander")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -222,7 +223,7 @@ class Shift(BaseModel):
         indexes = [models.Index(fields=["team", "starts_at"], name="dispatch_shift_team_idx")]
 
     def __str__(self) -> str:
-        return f"{self.team} {self.starts_at:%Y-%m-%d %H:%M}"
+        return f"{self.team} {localtime(self.starts_at):%Y-%m-%d %H:%M}"
 
 
 # --- Dispatch tasks ----------------------------------------------------------------------

@@ -64,7 +64,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from apps.dispatch.capabilities import Requirement, requirements_for
+from apps.dispatch.capabilities import CAPABILITY_LABELS, Requirement, requirements_for
 from apps.dispatch.models import LIVE_TASK_STATUSES, Team, TeamStatus
 from apps.dispatch.routing import (
     RoutingProvider,
@@ -438,18 +438,22 @@ def _recommendation(
     )
 
 
+def _tags(tags: tuple[str, ...]) -> str:
+    """Capability tags as a dispatcher reads them (their labels; the codes stay in
+    ``capability_match``)."""
+    return ", ".join(str(CAPABILITY_LABELS.get(tag, tag)) for tag in tags)
+
+
 def _reasons(
     candidate: _Candidate, match: CapabilityMatch, team: Team, now: datetime
 ) -> list[ReasonDict]:
     """Short machine codes with a human sentence each, in the order a dispatcher reads."""
     reasons: list[ReasonDict] = []
     if match.matched:
-        reasons.append(
-            {"code": "capability_match", "detail": _("Has %s") % ", ".join(match.matched)}
-        )
+        reasons.append({"code": "capability_match", "detail": _("Has %s") % _tags(match.matched)})
     if match.missing:
         reasons.append(
-            {"code": "capability_missing", "detail": _("Lacks %s") % ", ".join(match.missing)}
+            {"code": "capability_missing", "detail": _("Lacks %s") % _tags(match.missing)}
         )
     if not match.required:
         reasons.append(
@@ -459,14 +463,14 @@ def _reasons(
         reasons.append(
             {
                 "code": "preferred_match",
-                "detail": _("Also has %s") % ", ".join(match.preferred_matched),
+                "detail": _("Also has %s") % _tags(match.preferred_matched),
             }
         )
     if match.preferred_missing:
         reasons.append(
             {
                 "code": "preferred_missing",
-                "detail": _("Would help: %s") % ", ".join(match.preferred_missing),
+                "detail": _("Would help: %s") % _tags(match.preferred_missing),
             }
         )
     if candidate.distance_km is None or candidate.eta_minutes is None:

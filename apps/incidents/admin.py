@@ -1,9 +1,10 @@
-"""Command-centre admin: categories, incidents with their timeline, the triage queue.
+"""Command-centre admin of the incidents app: the category taxonomy, and the building
+blocks the incident and report pages use (``apps.console``: those pages need dispatch,
+which sits above incidents, so they live in the console app).
 
 Nothing here changes an incident or a report by saving a form: statuses, classification
-and triage go through the services (admin actions), which lock, check the transition
-table and write the timeline. The timeline itself is read-only (append-only, R11).
-Incidents and reports are region-scoped like everything else (``RegionScopedAdminMixin``).
+and triage go through the services, which lock, check the transition table and write
+the timeline. The timeline itself is read-only (append-only, R11).
 """
 
 from __future__ import annotations
@@ -13,27 +14,25 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.forms import ActionForm
 
-from apps.audit.personal import PersonalDataAdminMixin
+from apps.accounts.admin_mixins import InternalAdminMixin
 from apps.core.admin_mixins import ReadOnlyInlineMixin
 from apps.core.errors import ApplicationError
 from apps.incidents.api.attachment_urls import attachment_url
-from apps.incidents.models import Attachment, Category, Incident, IncidentEvent, Report
-from apps.incidents.services import incidents as incident_services
-from apps.incidents.services import sla as sla_services
-from apps.regions.admin_mixins import RegionScopedAdminMixin
+from apps.incidents.models import Attachment, Category, IncidentEvent
 
 # --- Categories ----------------------------------------------------------------------------
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(InternalAdminMixin, ModelAdmin):
     list_display = (
         "code",
         "name_zh",
@@ -58,8 +57,8 @@ class ReasonActionForm(ActionForm):
     reason = forms.CharField(label=_("Reason / note"), required=False, max_length=2000)
 
 
-def _run_each(
-    admin_obj: admin.ModelAdmin,
+def run_each(
+    admin_obj: ModelAdmin,
     request: HttpRequest,
     queryset: QuerySet[Any],
     call: Callable[[Any], Any],
@@ -98,7 +97,7 @@ def _thumbnail(attachment: Attachment) -> SafeString | str:
     )
 
 
-class AttachmentInline(ReadOnlyInlineMixin, admin.TabularInline):
+class AttachmentInline(ReadOnlyInlineMixin, TabularInline):
     model = Attachment
     fields = ("preview", "content_type", "width", "height", "size", "exif_lat", "exif_lng")
     readonly_fields = fields
@@ -119,7 +118,7 @@ class ReportAttachmentInline(AttachmentInline):
 # --- Incidents -----------------------------------------------------------------------------
 
 
-class IncidentEventInline(ReadOnlyInlineMixin, admin.TabularInline):
+class IncidentEventInline(ReadOnlyInlineMixin, TabularInline):
     """The timeline, oldest first: append-only, so shown and never edited."""
 
     model = IncidentEvent
@@ -129,254 +128,3 @@ class IncidentEventInline(ReadOnlyInlineMixin, admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[IncidentEvent]:
         return super().get_queryset(request).select_related("actor")
-
-
-@admin.register(Incident)
-class IncidentAdmin(PersonalDataAdminMixin, RegionScopedAdminMixin, admin.ModelAdmin):
-    audit_personal_fields = ("reporter_name", "reporter_phone")  # each showing is audited
-    region_path_field = "region__path"
-    list_display = (
-        "number",
-        "title",
-        "status",
-        "severity",
-        "loop",
-        "category",
-        "region",
-        "command_region",
-        "supervised_at",
-        "is_drill",
-        "created_at",
-    )
-    list_filter = ("status", "severity", "loop", "category", "region", "is_drill", "source")
-    list_select_related = ("category", "region", "command_region")
-    search_fields = ("number", "title", "address", "reporter_phone")
-    date_hierarchy = "created_at"
-    ordering = ("-created_at", "-id")
-    inlines = (IncidentEventInline, IncidentAttachmentInline)
-    action_form = ReasonActionForm
-    actions = (
-        "accept_selected",
-        "close_selected",
-        "reopen_selected",
-        "confirm_closure_selected",
-        "supervise_selected",
-        "raise_loop_selected",
-    )
-    fieldsets = (
-        (None, {"fields": ("number", "title", "description", "status", "merged_into")}),
-        (
-            _("Classification"),
-            {"fields": ("category", "severity", "loop", "priority", "source", "is_drill")},
-        ),
-        (
-            _("Command and supervision"),
-            {"fields": ("command_region", "supervised_at")},
-        ),
-        (_("Location"), {"fields": ("region", "address", "lat", "lng")}),
-        (_("Reporter"), {"fields": ("reporter_name", "reporter_phone", "extra")}),
-        (_("Casualties"), {"fields": ("deaths", "injured", "missing", "trapped")}),
-        (
-            _("Outcome"),
-            {
-                "fields": (
-                    "rejection_reason",
-                    "resolution",
-                    "created_at",
-                    "accepted_at",
-                    "in_progress_at",
-                    "resolved_at",
-                    "closed_at",
-                    "created_by",
-                )
-            },
-        ),
-    )
-
-    # Every column is read-only here: a form save would skip the lock, the transition
-    # table and the timeline. Changes go through the actions (and the API).
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field for _name, opts in self.fieldsets for field in opts["fields"]]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # created by triage, hotline, sensors or the API: services only
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # the record of an emergency is never deleted
-
-    @admin.action(description=_("Accept selected incidents"), permissions=["change"])
-    def accept_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
-        _run_each(
-            self,
-            request,
-            queryset,
-            lambda incident: incident_services.incident_accept(
-                incident_id=incident.pk, by=request.user
-            ),
-            _("%(count)d incident(s) accepted."),
-        )
-
-    @admin.action(description=_("Close selected incidents (verified)"), permissions=["change"])
-    def close_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
-        note = request.POST.get("reason", "")
-        _run_each(
-            self,
-            request,
-            queryset,
-            lambda incident: incident_services.incident_close(
-                incident_id=incident.pk, by=request.user, note=note
-            ),
-            _("%(count)d incident(s) closed."),
-        )
-
-    # --- Verification and SLA escalation by hand (apps.incidents.services.sla) ---------------
-
-    @admin.action(
-        description=_("Verification failed: reopen selected (give the reason)"),
-        permissions=["change"],
-    )
-    def reopen_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
-        reason = request.POST.get("reason", "").strip()
-        if not reason:
-            self.message_user(
-                request, _("Enter what failed verification in the box."), messages.ERROR
-            )
-            return
-        _run_each(
-            self,
-            request,
-            queryset,
-            lambda incident: incident_services.incident_reopen(
-                incident_id=incident.pk, by=request.user, reason=reason
-            ),
-            _("%(count)d incident(s) reopened."),
-        )
-
-    @admin.action(
-        description=_("Confirm the closure of selected (after the citizen's feedback)"),
-        permissions=["change"],
-    )
-    def confirm_closure_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
-        note = request.POST.get("reason", "")
-        _run_each(
-            self,
-            request,
-            queryset,
-            lambda incident: sla_services.incident_verification_confirm(
-                incident_id=incident.pk, by=request.user, note=note
-            ),
-            _("%(count)d closure(s) confirmed."),
-        )
-
-    @admin.action(description=_("Supervise selected (督办)"), permissions=["change"])
-    def supervise_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
-        reason = request.POST.get("reason", "")
-        _run_each(
-            self,
-            request,
-            queryset,
-            lambda incident: sla_services.incident_supervise(
-                incident_id=incident.pk, by=request.user, reason=reason
-            ),
-            _("%(count)d incident(s) supervised."),
-        )
-
-    @admin.action(
-        description=_("Raise the loop of selected (command moves up)"), permissions=["change"]
-    )
-    def raise_loop_selected(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
-        reason = request.POST.get("reason", "")
-        _run_each(
-            self,
-            request,
-            queryset,
-            lambda incident: sla_services.incident_raise_loop(
-                incident_id=incident.pk, by=request.user, reason=reason
-            ),
-            _("%(count)d incident(s) raised."),
-        )
-
-
-# --- Citizen reports: the triage queue -----------------------------------------------------
-
-
-@admin.register(Report)
-class ReportAdmin(PersonalDataAdminMixin, RegionScopedAdminMixin, admin.ModelAdmin):
-    """The triage queue: submitted reports first, SOS first among them, oldest first."""
-
-    audit_personal_fields = ("phone",)  # each showing of a reporter's number is audited
-
-    region_path_field = "region__path"
-    list_display = (
-        "created_at",
-        "is_sos",
-        "status",
-        "category",
-        "region",
-        "short_text",
-        "incident",
-        "channel",
-    )
-    list_filter = ("status", "is_sos", "channel", "category", "region")
-    list_select_related = ("category", "region", "incident")
-    search_fields = ("text", "address", "phone")
-    inlines = (ReportAttachmentInline,)
-    action_form = ReasonActionForm
-    actions = ("accept_selected", "reject_selected")
-    exclude = ("token", "client_ip", "device_id")
-
-    def get_ordering(self, request: HttpRequest) -> list[Any]:
-        # An expression, not an annotation: the ordering is applied inside the base
-        # get_queryset, before any annotation a subclass could add.
-        pending_first = Case(
-            When(status=Report.Status.SUBMITTED, then=Value(0)),
-            default=Value(1),
-            output_field=IntegerField(),
-        )
-        return [pending_first.asc(), "-is_sos", "created_at", "id"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        # The citizen's words and the triage outcome are records, not editable data.
-        return [f.name for f in Report._meta.fields if f.name not in self.exclude]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @admin.display(description=_("text"))
-    def short_text(self, obj: Report) -> str:
-        return obj.text if len(obj.text) <= 40 else f"{obj.text[:40]}…"
-
-    @admin.action(description=_("Accept selected reports (new incident)"), permissions=["change"])
-    def accept_selected(self, request: HttpRequest, queryset: QuerySet[Report]) -> None:
-        from apps.incidents.services import reports as report_services
-
-        _run_each(
-            self,
-            request,
-            queryset,
-            lambda report: report_services.report_accept(report_id=report.pk, by=request.user),
-            _("%(count)d report(s) accepted."),
-        )
-
-    @admin.action(description=_("Reject selected reports (give a reason)"), permissions=["change"])
-    def reject_selected(self, request: HttpRequest, queryset: QuerySet[Report]) -> None:
-        from apps.incidents.services import reports as report_services
-
-        reason = request.POST.get("reason", "").strip()
-        if not reason:
-            self.message_user(
-                request, _("Enter the reason for rejecting in the box."), messages.ERROR
-            )
-            return
-        _run_each(
-            self,
-            request,
-            queryset,
-            lambda report: report_services.report_reject(
-                report_id=report.pk, by=request.user, reason=reason
-            ),
-            _("%(count)d report(s) rejected."),
-        )

@@ -15,6 +15,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import BaseModel
@@ -287,6 +288,7 @@ class IncidentEventKind(models.TextChoices):
     COMMAND_POST_ESTABLISHED = "command_post_established", _("On-site command post set up")
     COMMAND_POST_CLOSED = "command_post_closed", _("On-site command post closed")
     COMMAND_POST_MEMBERS = "command_post_members", _("Command post members changed")
+    COMMAND_POST_HANDED_OVER = "command_post_handed_over", _("Command post handed over")
     # SLA (apps.sla escalations, written through apps.incidents.services.sla).
     SUPERVISED = "supervised", _("Marked supervised (督办)")
     LOOP_RAISED = "loop_raised", _("Loop raised, command moved up")
@@ -329,7 +331,7 @@ class IncidentEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.incident_id} {self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.incident_id} {self.kind} @ {localtime(self.at):%Y-%m-%d %H:%M:%S}"
 
 
 # --- Citizen reports ---------------------------------------------------------------------
@@ -460,7 +462,7 @@ class Report(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.category.code} @ {self.created_at:%Y-%m-%d %H:%M}"
+        return f"{self.category.code} @ {localtime(self.created_at):%Y-%m-%d %H:%M}"
 
 
 class Attachment(BaseModel):

@@ -14,7 +14,9 @@ from django.db.models import ForeignKey, QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin
 
+from apps.accounts.admin_mixins import InternalAdminMixin
 from apps.accounts.selectors import user_list_visible
 from apps.core.admin_mixins import ReadOnlyAdminMixin
 from apps.notifications import selectors
@@ -22,7 +24,7 @@ from apps.notifications.models import Notification, NotificationPreference
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class NotificationAdmin(InternalAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     list_display = (
         "id",
         "created_at",
@@ -79,7 +81,7 @@ class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(NotificationPreference)
-class NotificationPreferenceAdmin(admin.ModelAdmin):
+class NotificationPreferenceAdmin(InternalAdminMixin, ModelAdmin):
     list_display = ("user", "mute_off_duty", "updated_at")
     list_filter = ("mute_off_duty",)
     list_select_related = ("user",)

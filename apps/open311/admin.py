@@ -9,13 +9,15 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from unfold.admin import ModelAdmin
 
+from apps.accounts.admin_mixins import InternalAdminMixin
 from apps.open311 import services
 from apps.open311.models import ApiKey
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(InternalAdminMixin, ModelAdmin):
     list_display = ("name", "prefix", "is_active", "created_at", "last_used_at")
     list_filter = ("is_active",)
     search_fields = ("name", "prefix")

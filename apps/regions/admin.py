@@ -10,6 +10,7 @@ from django.forms import ModelChoiceField
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin
 
 from apps.regions.admin_mixins import RegionScopedAdminMixin
 from apps.regions.models import Region
@@ -18,7 +19,7 @@ INDENT_EM_PER_LEVEL = 1.5
 
 
 @admin.register(Region)
-class RegionAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class RegionAdmin(RegionScopedAdminMixin, ModelAdmin):
     region_path_field = "path"
 
     list_display = (

@@ -299,3 +299,52 @@ def _outside(lat: float, lng: float) -> ApplicationError:
     return ApplicationError(
         code, REGION_ERROR_MESSAGES[code], extra={"lat": lat, "lng": lng}, status=422
     )
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an operator's incident is filed, and the point it carries."""
+
+    region: Region
+    lat: float
+    lng: float
+
+
+def place_for_intake(*, lat: float | None, lng: float | None, region: Region | None) -> Place:
+    """The region and point of an incident an operator takes by phone (电话接警).
+
+    * A point given: the street responsible for it (:func:`locate_point`, the rule of
+      every other intake). A chosen street must be that street (400 on ``region``); a
+      chosen community must be one of its communities (:func:`street_community`), and
+      the incident is then filed at the community.
+    * No point: the chosen region's centre (a community has none: its street's), filed
+      at the chosen region. Without a point or a region with a centre: 400.
+    """
+    if (lat is None) != (lng is None):
+        raise _field("lng", _("Give both coordinates or neither."))
+    if lat is not None and lng is not None:
+        street = locate_point(lat, lng).street
+        if region is None or region.pk == street.pk:
+            return Place(region=street, lat=lat, lng=lng)
+        if region.level == RegionLevel.UNIT and region.parent_id == street.pk:
+            return Place(
+                region=street_community(street=street, code=region.code, field="region"),
+                lat=lat,
+                lng=lng,
+            )
+        raise _field(
+            "region", _("The point lies in %(street)s, not here.") % {"street": street.name_zh}
+        )
+    if region is None:
+        raise _field("lat", _("Give the location: a street or community, or the coordinates."))
+    centre = region if region.centre_lat is not None else region.parent
+    if centre is None or centre.centre_lat is None or centre.centre_lng is None:
+        raise _field("lat", _("This region has no centre on record: give the coordinates."))
+    return Place(region=region, lat=centre.centre_lat, lng=centre.centre_lng)
+
+
+def _field(field: str, message: Any) -> ApplicationError:
+    return ApplicationError(
+        ErrorCode.INVALID,
+        extra={"fields": {field: [{"code": "invalid", "message": str(message)}]}},
+    )

@@ -16,16 +16,22 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
+from import_export.admin import ExportMixin
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import RangeDateTimeFilter
+from unfold.contrib.import_export.forms import ExportForm
+from unfold.forms import ActionForm
 
+from apps.accounts.admin_mixins import InternalAdminMixin
 from apps.core.admin_mixins import ReadOnlyAdminMixin, ReadOnlyInlineMixin
 from apps.core.errors import ApplicationError
+from apps.core.exports import ExportAdminMixin, ExportResource, column
 from apps.regions.admin_mixins import RegionScopedAdminMixin
 from apps.sla import registry
 from apps.sla.models import (
@@ -99,7 +105,7 @@ class LadderStepFormSet(forms.BaseInlineFormSet):
                 form.add_error("anchor", _("This policy has no target to count from."))
 
 
-class LadderStepInline(admin.TabularInline):
+class LadderStepInline(TabularInline):
     model = SlaLadderStep
     formset = LadderStepFormSet
     extra = 0
@@ -120,7 +126,7 @@ class LadderStepInline(admin.TabularInline):
 
 
 @admin.register(SlaPolicy)
-class SlaPolicyAdmin(admin.ModelAdmin):
+class SlaPolicyAdmin(InternalAdminMixin, ModelAdmin):
     form = SlaPolicyForm
     inlines = (LadderStepInline,)
     list_display = (
@@ -200,13 +206,13 @@ class PauseActionForm(ActionForm):
     note = forms.CharField(label=_("Note"), required=False, max_length=1000)
 
 
-class SlaPauseInline(ReadOnlyInlineMixin, admin.TabularInline):
+class SlaPauseInline(ReadOnlyInlineMixin, TabularInline):
     model = SlaPause
     fields = ("reason", "note", "paused_at", "paused_by", "resumed_at", "resumed_by")
     readonly_fields = fields
 
 
-class EscalationInline(ReadOnlyInlineMixin, admin.TabularInline):
+class EscalationInline(ReadOnlyInlineMixin, TabularInline):
     model = Escalation
     fields = ("kind", "step", "scheduled_at", "at", "audiences", "recipients", "actions")
     readonly_fields = fields
@@ -226,7 +232,7 @@ def _minutes(delta: timedelta) -> int:
 
 
 @admin.register(SlaClock)
-class SlaClockAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
+class SlaClockAdmin(RegionScopedAdminMixin, ModelAdmin):
     """The overdue board: breached first, then least time left."""
 
     region_path_field = "region__path"
@@ -374,9 +380,40 @@ class SlaClockAdmin(RegionScopedAdminMixin, admin.ModelAdmin):
 # --- The escalation log ------------------------------------------------------------------------
 
 
+class EscalationResource(ExportResource):
+    at = column("at", _("ran at"))
+    scheduled_at = column("scheduled_at", _("due at"))
+    sla_kind = column("clock__get_kind_display", _("SLA kind"))
+    subject = column("clock__subject_label", _("subject"))
+    kind = column("get_kind_display", _("kind"))
+    step = column("step", _("step"))
+    region = column("region__name_zh", _("region"))
+    recipients = column("recipients", _("told"))
+
+    class Meta:
+        model = Escalation
+        fields = export_order = (
+            "at",
+            "scheduled_at",
+            "sla_kind",
+            "subject",
+            "kind",
+            "step",
+            "region",
+            "recipients",
+        )
+
+    def dehydrate_recipients(self, escalation: Escalation) -> int:
+        return len(escalation.recipients or [])
+
+
 @admin.register(Escalation)
-class EscalationAdmin(ReadOnlyAdminMixin, RegionScopedAdminMixin, admin.ModelAdmin):
+class EscalationAdmin(
+    ReadOnlyAdminMixin, RegionScopedAdminMixin, ExportAdminMixin, ExportMixin, ModelAdmin
+):
     region_path_field = "region__path"
+    resource_classes = [EscalationResource]
+    export_form_class = ExportForm
     list_display = (
         "at",
         "sla_kind",
@@ -388,7 +425,8 @@ class EscalationAdmin(ReadOnlyAdminMixin, RegionScopedAdminMixin, admin.ModelAdm
         "recipient_count",
         "action_list",
     )
-    list_filter = ("kind", "clock__kind", "region")
+    list_filter = ("kind", "clock__kind", "region", ("at", RangeDateTimeFilter))
+    list_filter_submit = True
     list_select_related = ("clock", "region")
     search_fields = ("clock__subject_label",)
     date_hierarchy = "at"

@@ -7,9 +7,10 @@ from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
+from django.utils.text import capfirst
 
 from apps.accounts.models import User
-from apps.dispatch.models import TaskStatus
+from apps.dispatch.models import DispatchTask, TaskStatus
 from apps.dispatch.services import command_post as post_services
 from apps.dispatch.services.room import room_post
 from tests.dispatch.task_support import Scene
@@ -71,7 +72,8 @@ def test_the_task_page_shows_every_timestamp_read_only_with_its_events(scene: Sc
     assert response.status_code == 200
     html = response.content.decode()
     for field in ("dispatched_at", "accepted_at", "on_scene_at", "completed_at", "verified_at"):
-        assert f"field-{field}" in html
+        label = capfirst(DispatchTask._meta.get_field(field).verbose_name)
+        assert str(label) in html
     assert 'name="status"' not in html  # read-only: no input to type a status in
 
 

@@ -186,8 +186,8 @@ def test_reasons_explain_capability_distance_position_and_status(
         "position_fix",
         "status_available",
     ]
-    assert item.reasons[0]["detail"] == "Has pumping"
-    assert item.reasons[1]["detail"] == "Would help: water_rescue"
+    assert item.reasons[0]["detail"] == "Has Pumping / drainage"
+    assert item.reasons[1]["detail"] == "Would help: Water rescue"
     assert item.reasons[2]["detail"].startswith("2.0 km away, about 5 min")
     assert item.position == "fix"
 

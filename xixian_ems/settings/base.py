@@ -16,6 +16,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from import_export.formats import base_formats
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("XEMS_VAR_DIR", str(BASE_DIR / "var")))
@@ -40,6 +41,12 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # The command centre's admin pages first, then the admin theme (django-unfold), then
+    # Django's admin: templates are looked up in this order (docs/admin.md).
+    "apps.console",
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.import_export",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -56,6 +63,7 @@ INSTALLED_APPS = [
     "axes",
     "corsheaders",
     "csp",
+    "import_export",
     "apps.core",
     "apps.audit",
     "apps.regions",
@@ -76,6 +84,8 @@ MIDDLEWARE = [
     # Serves admin and API-doc assets from our own process: no CDN at run time.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
+    # The admin theme needs a wider policy on /admin/ only (apps/console/middleware.py).
+    "apps.console.middleware.AdminThemeCspMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -573,3 +583,53 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Admin: the command centre (docs/admin.md) -------------------------------------------
+# django-unfold: its templates, fonts and scripts are served from our own static files;
+# the sidebar is built per request by apps.console.navigation (each entry behind the
+# permission of the page it opens), the index is the dashboard (apps.console.dashboard).
+UNFOLD = {
+    "SITE_TITLE": _("Xixian Emergency Connect"),
+    "SITE_HEADER": _("Xixian Emergency Connect"),
+    "SITE_SUBHEADER": _("Command centre"),
+    "SITE_SYMBOL": "emergency",
+    "SITE_URL": "/admin/",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,
+    "SHOW_LANGUAGES": True,
+    "SHOW_BACK_BUTTON": True,
+    "DASHBOARD_CALLBACK": "apps.console.dashboard.dashboard_callback",
+    "STYLES": ["apps.console.navigation.stylesheet"],
+    "SCRIPTS": ["apps.console.navigation.script"],
+    "COLORS": {
+        # Emergency red (Tailwind's red scale); the greys stay unfold's.
+        "primary": {
+            "50": "oklch(97.1% .013 17.38)",
+            "100": "oklch(93.6% .032 17.717)",
+            "200": "oklch(88.5% .062 18.334)",
+            "300": "oklch(80.8% .114 19.571)",
+            "400": "oklch(70.4% .191 22.216)",
+            "500": "oklch(63.7% .237 25.331)",
+            "600": "oklch(57.7% .245 27.325)",
+            "700": "oklch(50.5% .213 27.518)",
+            "800": "oklch(44.4% .177 26.899)",
+            "900": "oklch(39.6% .141 25.723)",
+            "950": "oklch(25.8% .092 26.042)",
+        },
+    },
+    "SIDEBAR": {
+        "show_search": False,
+        "show_all_applications": "apps.console.navigation.is_admin",
+        "navigation": "apps.console.navigation.sidebar",
+    },
+}
+# Exports (django-import-export): CSV and XLSX only, built in the request (lists are
+# region-scoped and filtered, so they stay small); nothing is imported through the admin.
+EXPORT_FORMATS = [base_formats.CSV, base_formats.XLSX]
+IMPORT_FORMATS: list[type] = []
+IMPORT_EXPORT_SKIP_ADMIN_LOG = True
+# Staff log in through the admin only (the API takes tokens): after a login without a
+# "next", land on the dashboard rather than Django's /accounts/profile/.
+LOGIN_REDIRECT_URL = "admin:index"
+LOGIN_URL = "admin:login"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"

@@ -149,6 +149,40 @@ def command_post_members_change(
     return post
 
 
+@transaction.atomic
+def command_post_hand_over(
+    *, incident_id: int, by: Any, commander_id: int, note: str = ""
+) -> CommandPost:
+    """交接指挥: the open post gets a new commander; the one handing over stays on it as
+    a member (they know the scene). 400 ``invalid`` for an unknown user or the same
+    commander; 404 ``command_post_not_found`` without an open post."""
+    incident, post = _open_post_locked(incident_id)
+    commander = _users([commander_id], field="commander_id")[0]
+    if commander.pk == post.commander_id:
+        raise _invalid("commander_id", _("This person already commands the post."))
+    previous = post.commander_id
+    post.commander = commander
+    post.save(update_fields=["commander", "updated_at"])
+    post.members.remove(commander.pk)
+    post.members.add(previous)
+    data: dict[str, Any] = {
+        "command_post_id": post.pk,
+        "from_commander_id": previous,
+        "commander_id": commander.pk,
+    }
+    note = (note or "").strip()[:2000]
+    if note:
+        data["note"] = note
+    entry = timeline_append(
+        incident=incident,
+        kind=IncidentEventKind.COMMAND_POST_HANDED_OVER,
+        actor=by,
+        data=data,
+    )
+    incident_changed(incident, entry)
+    return post
+
+
 def command_post_member_add(*, incident_id: int, by: Any, user_id: int) -> CommandPost:
     return command_post_members_change(incident_id=incident_id, by=by, add=[user_id])
 

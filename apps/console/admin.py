@@ -1,0 +1,54 @@
+"""Console admin: the duty-desk pages and the incident and report pages of the command
+centre (``admin_incidents``, ``admin_reports``), all under ``/admin/``."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin
+
+from apps.console import admin_incidents, admin_reports  # noqa: F401 (registers)
+from apps.console.models import DutyDesk
+
+
+@admin.register(DutyDesk)
+class DutyDeskAdmin(ModelAdmin):
+    """值班台 and 一张图: reserved URLs with placeholder pages until they are built."""
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("", view(self.board_view), name="console_dutydesk_changelist"),
+            path("board/", view(self.board_view), name="console_dutydesk_board"),
+            path("map/", view(self.map_view), name="console_dutydesk_map"),
+        ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def board_view(self, request: HttpRequest) -> HttpResponse:
+        return self._placeholder(request, _("Duty board"), "board")
+
+    def map_view(self, request: HttpRequest) -> HttpResponse:
+        return self._placeholder(request, _("Map"), "map")
+
+    def _placeholder(self, request: HttpRequest, title: object, page: str) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "page": page,
+        }
+        return TemplateResponse(request, "admin/console/placeholder.html", context)
