@@ -5,8 +5,8 @@ every asset served by us."""
 from __future__ import annotations
 
 import re
-from typing import Any
 from html.parser import HTMLParser
+from typing import Any
 
 import pytest
 from django.urls import reverse
