@@ -138,7 +138,18 @@ def test_pages_and_answers_carry_the_security_headers(client: Client) -> None:
         assert "default-src 'self'" in csp
         assert "script-src 'self'" in csp
         assert "frame-ancestors 'none'" in csp
-        assert "unsafe-inline" not in csp
+        script_src = next(d for d in csp.split("; ") if d.startswith("script-src"))
+        assert "unsafe-inline" not in script_src
+    assert "unsafe" not in answer["Content-Security-Policy"]
+
+
+def test_only_the_admin_theme_gets_inline_styles_and_eval_and_never_inline_script(
+    client: Client,
+) -> None:
+    csp = client.get(LOGIN)["Content-Security-Policy"]
+    directives = dict(d.split(" ", 1) for d in csp.split("; "))
+    assert directives["style-src"] == "'self' 'unsafe-inline'"
+    assert directives["script-src"] == "'self' 'unsafe-eval'"
 
 
 def test_the_api_docs_relax_the_policy_for_themselves_only(client: Client) -> None:
