@@ -60,9 +60,7 @@ class DashboardCharts(TypedDict):
     totals: dict[str, Any]
 
 
-def dashboard_charts(
-    *, user: Any, query: KpiQuery, now: datetime | None = None
-) -> DashboardCharts:
+def dashboard_charts(*, user: Any, query: KpiQuery, now: datetime | None = None) -> DashboardCharts:
     """Every chart of the dashboard for ``user`` and the filter ``query`` (its
     ``group_by`` is ignored: each chart has its own)."""
 

@@ -138,7 +138,9 @@ def overdue_rows(
         clocks = clocks.filter(region__path__startswith=region.path)
         supervised = supervised.filter(region__path__startswith=region.path)
     overdue = list(
-        clocks.most_urgent_first(now).select_related("region").only(
+        clocks.most_urgent_first(now)
+        .select_related("region")
+        .only(
             "kind",
             "subject_type",
             "subject_id",
@@ -211,7 +213,9 @@ def chart_payload(charts: Any) -> dict[str, Any]:
     so the script carries no text)."""
     interval_labels = {d.name: str(d.label) for d in INTERVALS if d.name in FIRST_TIME_INTERVALS}
     return {
-        "series": {name: charts[name] for name in ("daily", "weekly", "category", "region", "team")},
+        "series": {
+            name: charts[name] for name in ("daily", "weekly", "category", "region", "team")
+        },
         "words": {
             "incidents": _("Incidents"),
             "tasks": _("Tasks"),
@@ -231,7 +235,9 @@ def heatmap_rows(heatmap: Any) -> dict[str, Any]:
             {"count": n, "level": 0 if n == 0 else max(1, round(n / top * HEAT_LEVELS))}
             for n in row["counts"]
         ]
-        rows.append({"code": row["code"], "label": row["label"], "cells": cells, "total": row["total"]})
+        rows.append(
+            {"code": row["code"], "label": row["label"], "cells": cells, "total": row["total"]}
+        )
     days = [
         pgettext("weekday", "Mon"),
         pgettext("weekday", "Tue"),
@@ -258,7 +264,12 @@ def export_links(user: Any, query: KpiQuery, region: Region | None) -> list[dict
             region_filter[parameter] = query.region_code
     links: list[dict[str, str]] = []
     lists = (
-        ("incidents.view_incident", "admin:incidents_incident_export", "created_at", _("Incidents")),
+        (
+            "incidents.view_incident",
+            "admin:incidents_incident_export",
+            "created_at",
+            _("Incidents"),
+        ),
         ("incidents.view_report", "admin:incidents_report_export", "created_at", _("Reports")),
         (
             "dispatch.view_dispatchtask",
@@ -266,7 +277,7 @@ def export_links(user: Any, query: KpiQuery, region: Region | None) -> list[dict
             "dispatched_at",
             _("Dispatch tasks"),
         ),
-        ("sla.view_escalation", "admin:sla_escalation_export", "at", _("Escalations")),
+        ("sla.view_escalation", "admin:sla_escalation_export", "at", _("Escalation log")),
     )
     for permission, url_name, date_field, label in lists:
         if not user.has_perm(permission):
