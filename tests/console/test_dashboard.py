@@ -13,9 +13,7 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.accounts.models import Role
 from apps.incidents.models import IncidentStatus
-from apps.sla.models import ClockStatus
 from tests.console.conftest import ZH, client_for
 from tests.dispatch.task_support import Scene
 from tests.factories.accounts import StaffUserFactory
@@ -87,7 +85,8 @@ def _heat_rows(html: str) -> dict[str, list[int]]:
 
 def _overdue_subjects(html: str) -> list[str]:
     return re.findall(
-        r'<tr class="xc-(?:breached|supervised)" data-kind="overdue">.*?<a data-role="open" href="[^"]+">([^<]+)</a>',
+        r'<tr class="xc-(?:breached|supervised)" data-kind="overdue">'
+        r'.*?<a data-role="open" href="[^"]+">([^<]+)</a>',
         html,
     )
 
@@ -167,7 +166,8 @@ def test_a_street_officer_sees_their_street_only(scene: Scene, both_towns: dict[
     data = _chart_data(html)
     assert sum(data["series"]["daily"]["incidents"]) == 2
     assert list(_heat_rows(html)) == ["fd-sanqiao"]
-    assert "王寺" not in html and "钓台" not in html
+    assert "王寺" not in html
+    assert "钓台" not in html
 
 
 def test_the_region_and_period_filter_narrow_charts_heat_map_and_overdue_list(
@@ -191,7 +191,8 @@ def test_a_region_out_of_scope_gives_an_empty_dashboard_not_an_error(
 
     data = _chart_data(html)
     assert sum(data["series"]["daily"]["incidents"]) == 0
-    assert _heat_rows(html) == {} and _overdue_subjects(html) == []
+    assert _heat_rows(html) == {}
+    assert _overdue_subjects(html) == []
     assert "钓台" not in html
 
 
@@ -213,13 +214,13 @@ def test_the_export_links_carry_the_filter_as_list_filters(
     incidents = by_label["事件"]
     assert incidents.startswith(reverse("admin:incidents_incident_export"))
     assert "in_street=fd-sanqiao" in incidents
-    assert "created_at_from_0=2026-12-01" in incidents and "created_at_to_0=2026-12-07" in incidents
+    assert "created_at_from_0=2026-12-01" in incidents
+    assert "created_at_to_0=2026-12-07" in incidents
     assert "is_drill__exact=0" in incidents
     assert "dispatched_at_from_0=2026-12-01" in by_label["派单任务"]
     assert "at_from_0=2026-12-01" in by_label["升级记录"]
-    assert (
-        "_export=xlsx" in by_label["KPI（XLSX）"] and "region=fd-sanqiao" in by_label["KPI（XLSX）"]
-    )
+    assert "_export=xlsx" in by_label["KPI（XLSX）"]
+    assert "region=fd-sanqiao" in by_label["KPI（XLSX）"]
 
 
 def test_the_dashboard_queries_do_not_grow_with_the_rows(
