@@ -160,11 +160,11 @@ def overdue_rows(
     rows: list[dict[str, Any]] = []
     listed: set[int] = set()
     for clock in overdue:
-        incident_id = (
-            clock.subject_id
-            if clock.subject_type == SUBJECT_INCIDENT
-            else task_incidents.get(clock.subject_id)
-        )
+        incident_id: int | None = None
+        if clock.subject_type == SUBJECT_INCIDENT:
+            incident_id = clock.subject_id
+        elif clock.subject_type == SUBJECT_TASK:
+            incident_id = task_incidents.get(clock.subject_id)
         if incident_id is not None:
             url = reverse("admin:incidents_incident_change", args=[incident_id])
             listed.add(incident_id)

@@ -14,10 +14,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.incidents.models import IncidentStatus
+from apps.sla.models import ClockStatus
 from tests.console.conftest import ZH, client_for
 from tests.dispatch.task_support import Scene
 from tests.factories.accounts import StaffUserFactory
-from tests.factories.incidents import IncidentFactory
+from tests.factories.incidents import IncidentFactory, ReportFactory
 from tests.factories.sla import SlaClockFactory
 
 pytestmark = pytest.mark.django_db
@@ -247,3 +248,44 @@ def test_the_dashboard_queries_do_not_grow_with_the_rows(
     # The same statements (the supervised read is skipped once clocks fill the list).
     assert len(few) <= MAX_DASHBOARD_QUERIES
     assert len(many) <= len(few)
+
+
+def test_the_overdue_list_is_most_overdue_first_and_links_to_each_incident(scene: Scene) -> None:
+    now = timezone.now()
+    task = scene.task("accepted")
+    report = ReportFactory(region=scene.street)
+    supervised = IncidentFactory(
+        region=scene.street, title="督办中", status=IncidentStatus.ACCEPTED, supervised_at=now
+    )
+
+    def clock(subject_type: str, subject_id: int, label: str, late: int, **kwargs: Any) -> None:
+        SlaClockFactory(
+            region=scene.street,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            subject_label=label,
+            started_at=now - timedelta(hours=5),
+            due_at=now - timedelta(minutes=late),
+            **kwargs,
+        )
+
+    clock("task", task.pk, "任务超时", 30)
+    clock("incident", scene.incident.pk, "事件超时", 90)
+    clock("report", report.pk, "上报超时", 10)
+    clock("incident", supervised.pk, "尚未到期", -60)  # due in an hour: not listed
+    clock("incident", supervised.pk, "已停止", 120, status=ClockStatus.STOPPED, next_check_at=None)
+
+    html = _html(scene.operator)
+
+    rows = re.findall(r'data-kind="overdue">.*?href="([^"]+)">([^<]+)</a>', html)
+    incident_page = reverse("admin:incidents_incident_change", args=[scene.incident.pk])
+    assert rows == [
+        (incident_page, "事件超时"),
+        (incident_page, "任务超时"),  # a task's clock opens its incident
+        (reverse("admin:incidents_report_change", args=[report.pk]), "上报超时"),
+        (
+            reverse("admin:incidents_incident_change", args=[supervised.pk]),
+            f"{supervised.number} 督办中",
+        ),
+    ]
+    assert "90 分钟" in html
