@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
 from apps.console import admin_incidents, admin_reports  # noqa: F401 (registers)
+from apps.console.map import map_data, map_page
 from apps.console.models import DutyDesk
 
 
@@ -25,6 +26,9 @@ class DutyDeskAdmin(ModelAdmin):
             path("", view(self.board_view), name="console_dutydesk_changelist"),
             path("board/", view(self.board_view), name="console_dutydesk_board"),
             path("map/", view(self.map_view), name="console_dutydesk_map"),
+            path(
+                "map/data/<slug:key>/", view(self.map_data_view), name="console_dutydesk_map_data"
+            ),
         ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -40,7 +44,10 @@ class DutyDeskAdmin(ModelAdmin):
         return self._placeholder(request, _("Duty board"), "board")
 
     def map_view(self, request: HttpRequest) -> HttpResponse:
-        return self._placeholder(request, _("Map"), "map")
+        return map_page(self, request)
+
+    def map_data_view(self, request: HttpRequest, key: str) -> HttpResponse:
+        return map_data(self, request, key)
 
     def _placeholder(self, request: HttpRequest, title: object, page: str) -> HttpResponse:
         if not self.has_view_permission(request):
