@@ -188,7 +188,7 @@
     all.forEach(function (r) { n[r.kind] += 1; if (breached(r)) { n.breached += 1; } });
     Object.keys(n).forEach(function (name) {
       var box = root.querySelector("[data-count=" + name + "]");
-      if (box) { box.textContent = box.textContent.replace(/^\d+/, String(n[name])); }
+      if (box) { box.textContent = String(n[name]); }
     });
   }
 
