@@ -1,0 +1,242 @@
+"""The duty board's read model (值班台, ``apps/console/board.py``): the open incidents and
+pending citizen reports of the user's region subtree, each with its live tasks and its
+most urgent SLA clock, sorted by urgency.
+
+Constant in queries whatever the number of rows (``tests/console/test_board.py``): one
+query each for the incidents, their tasks, the pending reports and the open clocks of
+all of them (subject subqueries, no id lists), plus the scope resolution. Rows are plain
+dicts of codes (JSON-ready, the same for the first paint and ``board/rows/``); names of
+streets and categories travel once per response in ``BoardData.streets``/``categories``.
+
+Urgency (:func:`urgency_key`, mirrored by ``board.js``): breached first, then 督办, then
+the nearest deadline, then SOS, then the oldest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone, translation
+
+from apps.core.scoping import scope_for
+from apps.dispatch.models import DispatchTask
+from apps.incidents.models import OPEN_STATUSES, Incident, Priority, Report
+from apps.incidents.services.sla import SUBJECT_INCIDENT, SUBJECT_REPORT
+from apps.realtime import streams
+from apps.realtime.frames import iso
+from apps.realtime.models import StreamCounter
+from apps.regions.models import Region, RegionLevel
+from apps.sla.models import ClockStatus, SlaClock
+
+SUBJECT_TASK = "task"  # apps.dispatch.services.sla.SUBJECT_TASK
+KIND_INCIDENT = "incident"
+KIND_REPORT = "report"
+
+
+@dataclass
+class BoardData:
+    """The rows (urgent first) and the names their codes refer to."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    streets: dict[str, str] = field(default_factory=dict)
+    categories: dict[str, str] = field(default_factory=dict)
+    now: datetime = field(default_factory=timezone.now)
+
+
+@dataclass
+class _Clock:
+    due: datetime | None = None
+    started: datetime | None = None
+    kind: str = ""
+    breached: bool = False
+    paused: bool = False
+
+    def take(self, clock: dict[str, Any], now: datetime) -> None:
+        if clock["breached_at"] is not None or (
+            clock["status"] == ClockStatus.RUNNING and clock["due_at"] <= now
+        ):
+            self.breached = True
+        if clock["status"] != ClockStatus.RUNNING:
+            self.paused = self.paused or self.due is None
+            return
+        if self.due is None or clock["due_at"] < self.due:
+            self.due, self.started, self.kind = clock["due_at"], clock["started_at"], clock["kind"]
+            self.paused = False
+
+
+def board_streams(user: Any) -> list[str]:
+    """The region streams the board follows: the top region of each membership (a
+    subscription covers everything below it, ``docs/realtime.md``); the new area for a
+    user whose scope is the whole tree."""
+    scope = scope_for(user)
+    if scope.is_global:
+        codes = Region.objects.filter(level=RegionLevel.NEW_AREA).values_list("code", flat=True)
+        return [streams.region(code) for code in codes]
+    return [streams.region(path.strip("/").rsplit("/", 1)[-1]) for path in scope.paths]
+
+
+def stream_heads(names: Collection[str]) -> dict[str, int]:
+    """The last sequence number of each stream (0: nothing yet), in one query. Read
+    *before* the rows: the board subscribes with these as ``since``, so nothing that
+    happens between the read and the socket is missed (at worst applied twice)."""
+    found = dict(
+        StreamCounter.objects.filter(stream__in=list(names)).values_list("stream", "last_seq")
+    )
+    return {name: int(found.get(name, 0)) for name in names}
+
+
+def board_rows(
+    user: Any,
+    *,
+    incident_ids: Collection[int] | None = None,
+    report_ids: Collection[int] | None = None,
+) -> BoardData:
+    """The board of ``user`` (``visible_to``: their region subtrees). With ids, only those
+    rows (``board/rows/``); ids out of scope, closed or unknown are simply not there."""
+    now = timezone.now()
+    data = BoardData(now=now)
+    english = not (translation.get_language() or "zh").startswith("zh")
+    incidents = Incident.objects.visible_to(user).filter(status__in=OPEN_STATUSES)
+    reports = Report.objects.visible_to(user).pending_triage()
+    if incident_ids is not None or report_ids is not None:
+        incidents = incidents.filter(pk__in=list(incident_ids or ()))
+        reports = reports.filter(pk__in=list(report_ids or ()))
+    incident_pks = incidents.values("pk")
+    tasks = DispatchTask.objects.filter(incident__in=incident_pks)
+    clocks = SlaClock.objects.filter(status__in=(ClockStatus.RUNNING, ClockStatus.PAUSED)).filter(
+        Q(subject_type=SUBJECT_INCIDENT, subject_id__in=incident_pks)
+        | Q(subject_type=SUBJECT_TASK, subject_id__in=tasks.values("pk"))
+        | Q(subject_type=SUBJECT_REPORT, subject_id__in=reports.values("pk"))
+    )
+
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    clock_of: dict[tuple[str, int], _Clock] = {}
+    for item in incidents.values(
+        "pk",
+        "number",
+        "title",
+        "status",
+        "severity",
+        "loop",
+        "priority",
+        "address",
+        "is_drill",
+        "supervised_at",
+        "created_at",
+        "category__code",
+        "category__name_zh",
+        "category__name_en",
+        "region__code",
+        "region__name_zh",
+        "region__name_en",
+    ):
+        _names(data, item, english)
+        key = (KIND_INCIDENT, item["pk"])
+        rows[key] = {
+            "kind": KIND_INCIDENT,
+            "id": item["pk"],
+            "number": item["number"],
+            "title": item["title"],
+            "status": item["status"],
+            "severity": item["severity"],
+            "loop": item["loop"],
+            "category": item["category__code"],
+            "street": item["region__code"],
+            "address": item["address"],
+            "reported_at": item["created_at"],
+            "sos": item["priority"] >= Priority.SOS,
+            "drill": item["is_drill"],
+            "supervised": item["supervised_at"] is not None,
+            "tasks": [],
+        }
+        clock_of[key] = _Clock()
+    task_incident: dict[int, int] = {}
+    for task in tasks.order_by("dispatched_at", "pk").values(
+        "pk", "incident_id", "status", "team__name"
+    ):
+        row = rows.get((KIND_INCIDENT, task["incident_id"]))
+        if row is None:
+            continue
+        task_incident[task["pk"]] = task["incident_id"]
+        row["tasks"].append(
+            {"id": task["pk"], "team": task["team__name"], "status": task["status"]}
+        )
+    for item in reports.values(
+        "pk",
+        "text",
+        "address",
+        "is_sos",
+        "created_at",
+        "category__code",
+        "category__name_zh",
+        "category__name_en",
+        "region__code",
+        "region__name_zh",
+        "region__name_en",
+    ):
+        _names(data, item, english)
+        key = (KIND_REPORT, item["pk"])
+        rows[key] = {
+            "kind": KIND_REPORT,
+            "id": item["pk"],
+            "number": "",
+            "title": (item["text"] or "")[:80],
+            "status": Report.Status.SUBMITTED.value,
+            "severity": "",
+            "loop": "",
+            "category": item["category__code"],
+            "street": item["region__code"],
+            "address": item["address"],
+            "reported_at": item["created_at"],
+            "sos": item["is_sos"],
+            "drill": False,
+            "supervised": False,
+            "tasks": [],
+        }
+        clock_of[key] = _Clock()
+    for clock in clocks.values(
+        "subject_type", "subject_id", "kind", "status", "started_at", "due_at", "breached_at"
+    ):
+        subject = clock["subject_type"]
+        if subject == SUBJECT_TASK:
+            incident_id = task_incident.get(clock["subject_id"])
+            target = clock_of.get((KIND_INCIDENT, incident_id)) if incident_id else None
+        else:
+            kind = KIND_INCIDENT if subject == SUBJECT_INCIDENT else KIND_REPORT
+            target = clock_of.get((kind, clock["subject_id"]))
+        if target is not None:
+            target.take(clock, now)
+
+    ordered = sorted(rows.items(), key=lambda pair: urgency_key(pair[1], clock_of[pair[0]]))
+    for key, row in ordered:
+        clock = clock_of[key]
+        row["breached"] = clock.breached
+        row["paused"] = clock.paused
+        row["deadline"] = iso(clock.due) if clock.due else None
+        row["started"] = iso(clock.started) if clock.started else None
+        row["clock"] = clock.kind
+        row["reported_at"] = iso(row["reported_at"])
+        data.rows.append(row)
+    return data
+
+
+def urgency_key(row: dict[str, Any], clock: _Clock) -> tuple[Any, ...]:
+    """Breached, then 督办, then the nearest deadline (none: last), SOS, the oldest."""
+    tier = 0 if clock.breached else 1 if row["supervised"] else 2
+    due = clock.due.timestamp() if clock.due is not None else float("inf")
+    return (tier, due, not row["sos"], row["reported_at"], row["kind"], row["id"])
+
+
+def _names(data: BoardData, item: dict[str, Any], english: bool) -> None:
+    street = item["region__code"]
+    if street not in data.streets:
+        data.streets[street] = (english and item["region__name_en"]) or item["region__name_zh"]
+    category = item["category__code"]
+    if category not in data.categories:
+        data.categories[category] = (english and item["category__name_en"]) or item[
+            "category__name_zh"
+        ]
