@@ -8,10 +8,10 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
-from django.utils.translation import gettext_lazy as _
 from unfold.admin import ModelAdmin
 
 from apps.console import admin_incidents, admin_reports, board  # noqa: F401 (registers)
+from apps.console.map import map_data, map_page
 from apps.console.models import DutyDesk
 
 
@@ -26,6 +26,9 @@ class DutyDeskAdmin(ModelAdmin):
             path("board/", view(self.board_view), name="console_dutydesk_board"),
             path("board/rows/", view(self.board_rows_view), name="console_dutydesk_rows"),
             path("map/", view(self.map_view), name="console_dutydesk_map"),
+            path(
+                "map/data/<slug:key>/", view(self.map_data_view), name="console_dutydesk_map_data"
+            ),
         ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -51,7 +54,10 @@ class DutyDeskAdmin(ModelAdmin):
         return board.board_rows_page(request)
 
     def map_view(self, request: HttpRequest) -> HttpResponse:
-        return self._placeholder(request, _("Map"), "map")
+        return map_page(self, request)
+
+    def map_data_view(self, request: HttpRequest, key: str) -> HttpResponse:
+        return map_data(self, request, key)
 
     def _placeholder(self, request: HttpRequest, title: object, page: str) -> HttpResponse:
         if not self.has_view_permission(request):

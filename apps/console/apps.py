@@ -19,3 +19,8 @@ class ConsoleConfig(AppConfig):
         view = {("console", "view_dutydesk")}
         for role in (Role.OPERATOR, Role.COMMANDER, Role.DEPARTMENT_LIAISON, Role.ADMIN):
             register_role_permissions(role, view)
+
+        # 一张图: the console's own layers, through the registry later apps use too.
+        from apps.console.map_layers import register_console_layers
+
+        register_console_layers()

@@ -573,6 +573,26 @@ OPEN311_CONTACT = env.str("OPEN311_CONTACT", default="")
 OPEN311_KEY_SERVICE = env.str("OPEN311_KEY_SERVICE", default="")
 OPEN311_ENDPOINT_TYPE = env.str("OPEN311_ENDPOINT_TYPE", default="")  # test|production
 
+# --- 一张图, the command centre's map (apps/console/map.py, docs/admin.md "Map") ---------
+# Base tiles are optional. Without a URL the map draws regions, incidents and teams on a
+# plain background and loads nothing from outside; with one, its origins (one per {s}
+# subdomain) are allowed in that page's img-src only. CRS "wgs84": tiles without offset
+# (Tianditu/CGCS2000, OSM); "gcj02": Amap/Gaode or Tencent tiles, on which the page shifts
+# every stored WGS84 coordinate to GCJ-02 for display.
+CONSOLE_MAP_TILES_URL = env.str("CONSOLE_MAP_TILES_URL", default="")
+CONSOLE_MAP_TILES_LABELS_URL = env.str("CONSOLE_MAP_TILES_LABELS_URL", default="")
+CONSOLE_MAP_TILES_ATTRIBUTION = env.str("CONSOLE_MAP_TILES_ATTRIBUTION", default="")
+CONSOLE_MAP_TILES_SUBDOMAINS = [
+    s.strip() for s in env.list("CONSOLE_MAP_TILES_SUBDOMAINS", default=[]) if s.strip()
+]
+CONSOLE_MAP_TILES_MAX_ZOOM = env.int("CONSOLE_MAP_TILES_MAX_ZOOM", default=18)
+CONSOLE_MAP_TILES_CRS = env.str("CONSOLE_MAP_TILES_CRS", default="wgs84")
+if CONSOLE_MAP_TILES_CRS not in ("wgs84", "gcj02"):
+    raise ImproperlyConfigured("CONSOLE_MAP_TILES_CRS must be wgs84 or gcj02")
+# The site sends no Referer to other origins (SECURE_REFERRER_POLICY); a tile server that
+# checks it (a key bound to your domain) needs e.g. "strict-origin-when-cross-origin".
+CONSOLE_MAP_TILES_REFERRER_POLICY = env.str("CONSOLE_MAP_TILES_REFERRER_POLICY", default="")
+
 # --- Logging --------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
