@@ -16,7 +16,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
@@ -44,6 +44,7 @@ from apps.sla.models import (
     SlaLadderStep,
     SlaPause,
     SlaPolicy,
+    urgency_ordering,
 )
 from apps.sla.services import clocks as clock_services
 
@@ -180,10 +181,9 @@ class ClockStateFilter(admin.SimpleListFilter):
             return queryset
         if value == "closed":
             return queryset.exclude(status__in=OPEN_CLOCK_STATUSES)
-        queryset = queryset.filter(status__in=OPEN_CLOCK_STATUSES)
         if value == "overdue":
-            queryset = queryset.filter(due_at__lt=timezone.now())
-        return queryset
+            return queryset.overdue(timezone.now())
+        return queryset.open()
 
 
 class SubjectTypeFilter(admin.SimpleListFilter):
@@ -295,18 +295,7 @@ class SlaClockAdmin(RegionScopedAdminMixin, ModelAdmin):
     )
 
     def get_ordering(self, request: HttpRequest) -> list[Any]:
-        open_first = Case(
-            When(status__in=OPEN_CLOCK_STATUSES, then=Value(0)),
-            default=Value(1),
-            output_field=IntegerField(),
-        )
-        breached_first = Case(
-            When(breached_at__isnull=False, then=Value(0)),
-            When(due_at__lt=timezone.now(), then=Value(0)),
-            default=Value(1),
-            output_field=IntegerField(),
-        )
-        return [open_first.asc(), breached_first.asc(), "due_at", "id"]
+        return urgency_ordering(timezone.now())
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field for _name, opts in self.fieldsets for field in opts["fields"]]

@@ -17,11 +17,12 @@ the owning apps register handlers (``apps.sla.registry``).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import BaseModel
@@ -253,6 +254,31 @@ class SlaClockQuerySet(models.QuerySet["SlaClock"]):
 
     def for_subject(self, subject_type: str, subject_id: int) -> SlaClockQuerySet:
         return self.filter(subject_type=subject_type, subject_id=subject_id)
+
+    def overdue(self, now: datetime) -> SlaClockQuerySet:
+        """Open clocks past their deadline (the overdue board's "open and overdue", the
+        dashboard's overdue list): breached, or about to be marked so by the sweeper."""
+        return self.open().filter(due_at__lt=now)
+
+    def most_urgent_first(self, now: datetime) -> SlaClockQuerySet:
+        return self.order_by(*urgency_ordering(now))
+
+
+def urgency_ordering(now: datetime) -> list[Any]:
+    """The overdue board's order: open clocks first, the breached (or overdue) among them
+    first, then by deadline."""
+    open_first = Case(
+        When(status__in=OPEN_CLOCK_STATUSES, then=Value(0)),
+        default=Value(1),
+        output_field=IntegerField(),
+    )
+    breached_first = Case(
+        When(breached_at__isnull=False, then=Value(0)),
+        When(due_at__lt=now, then=Value(0)),
+        default=Value(1),
+        output_field=IntegerField(),
+    )
+    return [open_first.asc(), breached_first.asc(), "due_at", "id"]
 
 
 class SlaClock(BaseModel):
