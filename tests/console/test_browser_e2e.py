@@ -224,6 +224,18 @@ def test_a_report_goes_from_the_board_to_a_closed_incident_in_the_browser_and_ne
     incident_row.locator('a[data-role="open"]').click()
     a.wait_for_selector("#xc-incident")
     chrome.screenshot(a, "incident")
+    # meanwhile the open incident is a marker on A's map
+    a.goto(f"{base}/admin/console/dutydesk/map/")
+    a.wait_for_selector('#xc-map[data-ready="1"]', timeout=WAIT_MS)
+    expect(a.locator(f'#xc-map [data-incident-id="{incident.pk}"]')).to_have_count(1)
+    chrome.screenshot(a, "map", full_page=False)
+    # and not on B's (a second tab of B's: B's board keeps recording)
+    b_map = b.context.new_page()
+    b_map.goto(f"{base}/admin/console/dutydesk/map/")
+    b_map.wait_for_selector('#xc-map[data-ready="1"]', timeout=WAIT_MS)
+    assert b_map.locator(f'[data-incident-id="{incident.pk}"]').count() == 0
+    b_map.close()
+    a.goto(f"{base}/admin/incidents/incident/{incident.pk}/change/")
     a.click(f'#xc-tasks tr[data-task-id="{task.pk}"] a[data-task-action="verify"]')
     confirm_action(a)
     a.click('#xc-actions a[data-action="resolve"]')
@@ -245,15 +257,12 @@ def test_a_report_goes_from_the_board_to_a_closed_incident_in_the_browser_and_ne
     assert f"incident:{incident.pk}" not in seen
     b.reload()
     b.wait_for_selector('#xc-board[data-state="live"]', timeout=WAIT_MS)
-    assert b.locator(f'[data-kind][data-id="{report.pk}"][data-kind="report"]').count() == 0
+    assert b.locator(f'[data-kind="report"][data-id="{report.pk}"]').count() == 0
     assert b.locator(f'[data-kind="incident"][data-id="{incident.pk}"]').count() == 0
 
     # the other pages of the command centre, for the record (docs/screenshots)
     a.goto(f"{base}/admin/incidents/incident/{incident.pk}/change/")
     chrome.screenshot(a, "incident-closed")
-    a.goto(f"{base}/admin/console/dutydesk/map/")
-    a.wait_for_selector('#xc-map[data-ready="1"]', timeout=WAIT_MS)
-    chrome.screenshot(a, "map", full_page=False)
     a.goto(f"{base}/admin/")
     a.wait_for_selector('#xc-charts[data-ready="1"]', timeout=WAIT_MS)
     chrome.screenshot(a, "dashboard")
