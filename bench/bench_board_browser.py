@@ -14,15 +14,19 @@ Then ``REPORTS`` anonymous citizen reports (after ``WARMUP`` unmeasured ones) ar
 one at a time in 三桥街道 (沣东), each from its own client address and device so the
 intake limits keep their production values; the next is posted ``PAUSE_S`` after the
 previous one reached both clients. Latency per report: the row's stamp − the moment the
-201 arrived here (wall clock, ``time.time()``; the same machine's clock as the
-browser's). The 201 follows the COMMIT, so this is at most commit → row.
+POST was sent (wall clock, ``time.time()``; the same machine's clock as the browser's).
+The COMMIT happens between sending and the 201, so this is an upper bound of commit →
+row (the goal is judged on it); the same latencies counted from the 201's arrival, a
+lower bound, are in ``config.board_browser`` (``board_from_201_ms``), with the browser's
+share per report (row − frame, ``browser_share_ms``).
 
 **Raw baseline, same run, same reports:** a plain WebSocket client (the ``websockets``
 library, the operator's JWT) on the same server, subscribed to ``region.fengdong``, the
 stream the board follows; its latency is the ``report.submitted`` frame's arrival − the
-same 201. The difference between the two figures is the browser's share: its socket,
-the board's script and the DOM update. The baseline can be a little below zero: the frame
-is published right after COMMIT, the 201 also follows it, and either can arrive first.
+same send. The difference between the two figures is the browser's share: its socket,
+the board's script and the DOM update. (Counted from the 201 the baseline can be a little
+below zero: the frame is published right after COMMIT, the 201 also follows it, and
+either can arrive first.)
 
 Goal: ``board.p99`` ≤ 1,000 ms. A report whose row or frame has not arrived within
 ``WAIT_S`` fails the run (``board.lost`` / ``socket.lost`` would be its figures).
@@ -49,6 +53,7 @@ WARMUP = 3
 PAUSE_S = 0.2
 WAIT_S = 10.0
 GOAL_P99_MS = 1000.0
+QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
 OPERATOR = "op-fengdong"
 STREAM = "region.fengdong"
 SANQIAO = (34.276, 108.85)  # 三桥街道, 沣东新城
@@ -149,11 +154,18 @@ def _pct(samples: Sequence[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def _post_report(client: Any, i: int) -> tuple[int, float]:
-    """One anonymous report from its own address and device; (id, 201 arrival)."""
+def _post_report(client: Any, i: int) -> tuple[int, float, float]:
+    """One anonymous report from its own address and device; (id, sent, 201 arrival)."""
+    sent = time.time()
     response = client.post(
         "/api/v1/reports/",
-        json={"category": "A01", "lat": SANQIAO[0], "lng": SANQIAO[1], "text": f"积水 #{i}"},
+        json={
+            "category": "N02",
+            "lat": SANQIAO[0],
+            "lng": SANQIAO[1],
+            "text": f"路口积水很深，车辆无法通行 #{i}",
+            "extra": {"waterlogging_depth_cm": 30, "vehicles_stalled": False},
+        },
         headers={
             "Idempotency-Key": str(uuid.uuid4()),
             "X-Device-Id": f"bench-board-{uuid.uuid4().hex}",
@@ -163,7 +175,7 @@ def _post_report(client: Any, i: int) -> tuple[int, float]:
     arrived = time.time()
     if response.status_code != 201:
         raise BenchError(f"report {i}: {response.status_code} {response.text[:300]}")
-    return int(response.json()["id"]), arrived
+    return int(response.json()["id"]), sent, arrived
 
 
 def _measure(ctx: BenchContext, server: Server) -> dict[str, Any]:
@@ -174,6 +186,9 @@ def _measure(ctx: BenchContext, server: Server) -> dict[str, Any]:
     socket = SocketClient(server.base_url, token)
     board_ms: list[float] = []
     socket_ms: list[float] = []
+    board_201_ms: list[float] = []
+    socket_201_ms: list[float] = []
+    share_ms: list[float] = []
     rows: dict[int, float] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -193,7 +208,7 @@ def _measure(ctx: BenchContext, server: Server) -> dict[str, Any]:
             socket.start()
             with httpx.Client(base_url=server.base_url, timeout=20) as client:
                 for i in range(WARMUP + REPORTS):
-                    report_id, created = _post_report(client, i)
+                    report_id, sent, answered = _post_report(client, i)
                     deadline = time.monotonic() + WAIT_S
                     while True:
                         at = page.evaluate(f"() => window.__xcRowAt[{json.dumps(str(report_id))}]")
@@ -210,14 +225,24 @@ def _measure(ctx: BenchContext, server: Server) -> dict[str, Any]:
                         page.wait_for_timeout(5)  # the browser's own event loop runs meanwhile
                     rows[report_id] = float(at) / 1000
                     if i >= WARMUP:
-                        board_ms.append((rows[report_id] - created) * 1000)
-                        socket_ms.append((socket.arrived[report_id] - created) * 1000)
+                        frame = socket.arrived[report_id]
+                        board_ms.append((rows[report_id] - sent) * 1000)
+                        socket_ms.append((frame - sent) * 1000)
+                        board_201_ms.append((rows[report_id] - answered) * 1000)
+                        socket_201_ms.append((frame - answered) * 1000)
+                        share_ms.append((rows[report_id] - frame) * 1000)
                     time.sleep(PAUSE_S)
             page.screenshot(path=str(LOG_DIR / "board-browser.png"))
         finally:
             socket.stop()
             browser.close()
-    return {"board_ms": board_ms, "socket_ms": socket_ms}
+    return {
+        "board_ms": board_ms,
+        "socket_ms": socket_ms,
+        "board_from_201_ms": board_201_ms,
+        "socket_from_201_ms": socket_201_ms,
+        "browser_share_ms": share_ms,
+    }
 
 
 def run(ctx: BenchContext) -> list[Figure]:
@@ -232,6 +257,8 @@ def run(ctx: BenchContext) -> list[Figure]:
     # Into the settings' STATIC_ROOT (var/static): the server below starts after it, so
     # WhiteNoise finds every file when it scans the directory at start-up.
     ctx.manage("collectstatic", "--noinput", "--verbosity", "0")
+    ctx.manage("load_categories")  # idempotent; the reports' category (N02)
+    ctx.manage("load_sla_policies")  # so each report is on its triage clock, as deployed
     server = Server("django-board", DJANGO_APP, workers=1, env=env)
     print(f"  starting {server.name}: {server.description}")
     try:
@@ -249,16 +276,20 @@ def run(ctx: BenchContext) -> list[Figure]:
             "operator": OPERATOR,
             "stream": STREAM,
             "browser": "Debian chromium, headless, Playwright",
-            "board_ms": {q: round(_pct(board, v), 1) for q, v in (("p50", 0.5), ("p99", 0.99))},
-            "socket_ms": {q: round(_pct(raw, v), 1) for q, v in (("p50", 0.5), ("p99", 0.99))},
+            **{key: {q: round(_pct(samples[key], v), 1) for q, v in QUANTILES} for key in samples},
         },
     )
     print(
         f"  board p50 {_pct(board, 0.5):.1f} ms p99 {_pct(board, 0.99):.1f} ms · "
-        f"socket p50 {_pct(raw, 0.5):.1f} ms p99 {_pct(raw, 0.99):.1f} ms"
+        f"socket p50 {_pct(raw, 0.5):.1f} ms p99 {_pct(raw, 0.99):.1f} ms · browser share "
+        f"p50 {_pct(samples['browser_share_ms'], 0.5):.1f} ms "
+        f"p99 {_pct(samples['browser_share_ms'], 0.99):.1f} ms"
     )
     raw_name = f"plain WebSocket client on {STREAM}"
-    text = f"report 201 → its row on an open board in Chromium, {REPORTS} reports one at a time"
+    text = (
+        f"report POST sent → its row on an open board in Chromium (an upper bound of "
+        f"commit → row), {REPORTS} reports one at a time"
+    )
     return [
         Figure(
             name=f"board.{name}",
