@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from django.db import connections
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.accounts.models import Role
@@ -65,7 +66,13 @@ def browser(static_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]
     # plain blocking ones between browser steps (Django refuses them by default).
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with chrome.chromium() as launched:
-        yield launched
+        try:
+            yield launched
+        finally:
+            # The ORM's connection opened while Playwright's loop ran is its own (Django
+            # keeps connections per async context): close it here, or the test database
+            # cannot be dropped at the end of the session.
+            connections.close_all()
 
 
 @pytest.fixture
