@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.console.selectors import board_rows, board_streams
+from apps.console.selectors import board_rows, board_streams, local_iso
 from apps.incidents.models import Incident, IncidentStatus, Priority
 from apps.sla.models import ClockStatus, SlaKind
 from tests.console.conftest import ZH, client_for
@@ -183,8 +183,7 @@ def test_the_countdown_is_drawn_with_its_deadline_and_the_row_classes(scene: Sce
     row = html[html.index(f'data-id="{sos.pk}"') - 60 :]
     row = row[: row.index("</tr>")]
     assert 'class="xc-row xc-breached xc-supervised xc-sos"' in row
-    local = c.due_at.astimezone(timezone.get_default_timezone()).isoformat()
-    assert f'data-deadline="{local}"' in row
+    assert f'data-deadline="{local_iso(c.due_at)}"' in row
 
 
 # --- Query counts ------------------------------------------------------------------------------
