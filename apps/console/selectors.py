@@ -27,6 +27,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import BooleanField, CharField, ExpressionWrapper, F, Func, Q
+from django.db.models.functions import Substr
 from django.utils import timezone, translation
 
 from apps.core.scoping import scope_for
@@ -152,7 +153,21 @@ def board_rows(
 
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     clock_of: dict[tuple[str, int], _Clock] = {}
-    for item in incidents.values(
+    place = ("category__code", "category__name_zh", "category__name_en", "region__code")
+    place += ("region__name_zh", "region__name_en")
+    supervised = ExpressionWrapper(Q(supervised_at__isnull=False), output_field=BooleanField())
+    for (
+        pk,
+        number,
+        title,
+        status,
+        severity,
+        loop,
+        priority,
+        address,
+        drill,
+        *names,
+    ) in incidents.values_list(
         "pk",
         "number",
         "title",
@@ -162,79 +177,60 @@ def board_rows(
         "priority",
         "address",
         "is_drill",
-        "category__code",
-        "category__name_zh",
-        "category__name_en",
-        "region__code",
-        "region__name_zh",
-        "region__name_en",
-        supervised=ExpressionWrapper(Q(supervised_at__isnull=False), output_field=BooleanField()),
-        reported=LocalIso(F("created_at")),
+        *place,
+        supervised,
+        LocalIso(F("created_at")),
     ):
-        _names(data, item, english)
-        key = (KIND_INCIDENT, item["pk"])
-        rows[key] = {
+        category, street = _names(data, names, english)
+        rows[(KIND_INCIDENT, pk)] = {
             "kind": KIND_INCIDENT,
-            "id": item["pk"],
-            "number": item["number"],
-            "title": item["title"],
-            "status": item["status"],
-            "severity": item["severity"],
-            "loop": item["loop"],
-            "category": item["category__code"],
-            "street": item["region__code"],
-            "address": item["address"],
-            "reported_at": item["reported"],
-            "sos": item["priority"] >= Priority.SOS,
-            "drill": item["is_drill"],
-            "supervised": item["supervised"],
+            "id": pk,
+            "number": number,
+            "title": title,
+            "status": status,
+            "severity": severity,
+            "loop": loop,
+            "category": category,
+            "street": street,
+            "address": address,
+            "reported_at": names[7],
+            "sos": priority >= Priority.SOS,
+            "drill": drill,
+            "supervised": names[6],
             "tasks": [],
         }
-        clock_of[key] = _Clock()
+        clock_of[(KIND_INCIDENT, pk)] = _Clock()
     task_incident: dict[int, int] = {}
-    for task in tasks.order_by("dispatched_at", "pk").values(
+    for pk, incident_id, status, team in tasks.order_by("dispatched_at", "pk").values_list(
         "pk", "incident_id", "status", "team__name"
     ):
-        row = rows.get((KIND_INCIDENT, task["incident_id"]))
-        if row is None:
-            continue
-        task_incident[task["pk"]] = task["incident_id"]
-        row["tasks"].append(
-            {"id": task["pk"], "team": task["team__name"], "status": task["status"]}
-        )
-    for item in reports.values(
-        "pk",
-        "text",
-        "address",
-        "is_sos",
-        "category__code",
-        "category__name_zh",
-        "category__name_en",
-        "region__code",
-        "region__name_zh",
-        "region__name_en",
-        reported=LocalIso(F("created_at")),
+        row = rows.get((KIND_INCIDENT, incident_id))
+        if row is not None:
+            task_incident[pk] = incident_id
+            row["tasks"].append({"id": pk, "team": team, "status": status})
+    submitted = str(Report.Status.SUBMITTED)
+    for pk, text, address, sos, *names in reports.values_list(
+        "pk", Substr("text", 1, 80), "address", "is_sos", *place, LocalIso(F("created_at"))
     ):
-        _names(data, item, english)
-        key = (KIND_REPORT, item["pk"])
-        rows[key] = {
+        category, street = _names(data, names, english)
+        rows[(KIND_REPORT, pk)] = {
             "kind": KIND_REPORT,
-            "id": item["pk"],
+            "id": pk,
             "number": "",
-            "title": (item["text"] or "")[:80],
-            "status": Report.Status.SUBMITTED.value,
+            "title": text or "",
+            "status": submitted,
             "severity": "",
             "loop": "",
-            "category": item["category__code"],
-            "street": item["region__code"],
-            "address": item["address"],
-            "reported_at": item["reported"],
-            "sos": item["is_sos"],
+            "category": category,
+            "street": street,
+            "address": address,
+            "reported_at": names[6],
+            "sos": sos,
             "drill": False,
             "supervised": False,
             "tasks": [],
         }
-        clock_of[key] = _Clock()
+        clock_of[(KIND_REPORT, pk)] = _Clock()
     late = Q(breached_at__isnull=False) | Q(status=ClockStatus.RUNNING, due_at__lte=now)
     for clock in clocks.values_list(
         "subject_type",
@@ -274,12 +270,11 @@ def urgency_key(row: dict[str, Any], clock: _Clock) -> tuple[Any, ...]:
     return (tier, due, not row["sos"], row["reported_at"], row["kind"], row["id"])
 
 
-def _names(data: BoardData, item: dict[str, Any], english: bool) -> None:
-    street = item["region__code"]
+def _names(data: BoardData, names: list[Any], english: bool) -> tuple[str, str]:
+    """Record the names of the row's category and street; their codes."""
+    category, category_zh, category_en, street, street_zh, street_en = names[:6]
     if street not in data.streets:
-        data.streets[street] = (english and item["region__name_en"]) or item["region__name_zh"]
-    category = item["category__code"]
+        data.streets[street] = (english and street_en) or street_zh
     if category not in data.categories:
-        data.categories[category] = (english and item["category__name_en"]) or item[
-            "category__name_zh"
-        ]
+        data.categories[category] = (english and category_en) or category_zh
+    return category, street
