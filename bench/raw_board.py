@@ -75,6 +75,31 @@ ORDER BY CASE WHEN coalesce(clocks.breached, false) THEN 0 WHEN rows.supervised 
 """
 
 
+# The project's packed row format (apps/console/board.py, COLUMNS).
+COLUMNS = (
+    "kind",
+    "id",
+    "number",
+    "title",
+    "status",
+    "severity",
+    "loop",
+    "category",
+    "street",
+    "address",
+    "reported_at",
+    "sos",
+    "drill",
+    "supervised",
+    "breached",
+    "paused",
+    "deadline",
+    "started",
+    "clock",
+    "tasks",
+)
+
+
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -85,31 +110,31 @@ async def board(pool: AsyncConnectionPool, query: Query) -> Answer:
         await cur.execute(BOARD_SQL, {"prefix": prefix})
         found = await cur.fetchall()
     rows = [
-        {
-            "kind": row["kind"],
-            "id": row["id"],
-            "number": row["number"],
-            "title": row["title"],
-            "status": row["status"],
-            "severity": row["severity"],
-            "loop": row["loop"],
-            "category": row["category"],
-            "street": row["street"],
-            "address": row["address"],
-            "reported_at": _iso(row["created_at"]),
-            "sos": row["sos"],
-            "drill": row["drill"],
-            "supervised": row["supervised"],
-            "tasks": row["tasks"],
-            "breached": row["breached"],
-            "paused": row["paused"],
-            "deadline": _iso(row["due"]),
-            "started": _iso(row["started"]),
-            "clock": row["clock"],
-        }
+        [
+            row["kind"],
+            row["id"],
+            row["number"],
+            row["title"],
+            row["status"],
+            row["severity"],
+            row["loop"],
+            row["category"],
+            row["street"],
+            row["address"],
+            _iso(row["created_at"]),
+            row["sos"],
+            row["drill"],
+            row["supervised"],
+            row["breached"],
+            row["paused"],
+            _iso(row["due"]),
+            _iso(row["started"]),
+            row["clock"],
+            [[t["id"], t["team"], t["status"]] for t in row["tasks"]],
+        ]
         for row in found
     ]
-    return 200, {"rows": rows}
+    return 200, {"columns": COLUMNS, "rows": rows}
 
 
 app = RawApp({"/board": board})
