@@ -10,6 +10,12 @@ streets and categories travel once per response in ``BoardData.streets``/``categ
 
 Urgency (:func:`urgency_key`, mirrored by ``board.js``): breached first, then 督办, then
 the nearest deadline, then SOS, then the oldest.
+
+Times leave PostgreSQL as ISO 8601 strings in the project's zone (:class:`LocalIso`):
+turning 9,000 ``timestamptz`` values of a 2,000-incident board into aware datetimes and
+back into strings in Python was more than half of the selector's time
+(``bench/bench_board.py``). The strings share one format and one offset, so they sort as
+the times do.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
+from django.conf import settings
+from django.db.models import BooleanField, CharField, ExpressionWrapper, F, Func, Q
+from django.db.models.functions import Substr
 from django.utils import timezone, translation
 
 from apps.core.scoping import scope_for
@@ -27,7 +35,6 @@ from apps.dispatch.models import DispatchTask
 from apps.incidents.models import OPEN_STATUSES, Incident, Priority, Report
 from apps.incidents.services.sla import SUBJECT_INCIDENT, SUBJECT_REPORT
 from apps.realtime import streams
-from apps.realtime.frames import iso
 from apps.realtime.models import StreamCounter
 from apps.regions.models import Region, RegionLevel
 from apps.sla.models import ClockStatus, SlaClock
@@ -35,6 +42,38 @@ from apps.sla.models import ClockStatus, SlaClock
 SUBJECT_TASK = "task"  # apps.dispatch.services.sla.SUBJECT_TASK
 KIND_INCIDENT = "incident"
 KIND_REPORT = "report"
+
+
+class LocalIso(Func):
+    """``2026-07-01T12:03:11.214512+08:00``: a ``timestamptz`` formatted by PostgreSQL in
+    the project's zone (``TIME_ZONE``, Asia/Shanghai: a fixed offset, no daylight saving)."""
+
+    output_field = CharField()
+
+    def __init__(self, expression: Any) -> None:
+        offset = timezone.localtime(timezone.now()).strftime("%z")
+        self.offset = f"{offset[:3]}:{offset[3:]}"
+        super().__init__(expression)
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = compiler.compile(self.source_expressions[0])
+        if connection.vendor != "postgresql":  # SQLite (the embedded default): UTC text
+            sign, hours, minutes = self.offset[0], self.offset[1:3], self.offset[4:6]
+            shift = [f"{sign}{int(hours)} hours", f"{sign}{int(minutes)} minutes"]
+            return (
+                f"strftime('%%Y-%%m-%%dT%%H:%%M:%%f', {sql}, %s, %s) || %s",
+                [*params, *shift, self.offset],
+            )
+        zone = settings.TIME_ZONE
+        return (
+            f"to_char(({sql}) AT TIME ZONE %s, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || %s",
+            [*params, zone, self.offset],
+        )
+
+
+def local_iso(value: datetime) -> str:
+    """The same format from Python (for comparing with :class:`LocalIso` strings)."""
+    return timezone.localtime(value).isoformat(timespec="microseconds")
 
 
 @dataclass
@@ -49,22 +88,21 @@ class BoardData:
 
 @dataclass
 class _Clock:
-    due: datetime | None = None
-    started: datetime | None = None
+    due: str | None = None  # LocalIso strings
+    started: str | None = None
     kind: str = ""
     breached: bool = False
     paused: bool = False
 
-    def take(self, clock: dict[str, Any], now: datetime) -> None:
-        if clock["breached_at"] is not None or (
-            clock["status"] == ClockStatus.RUNNING and clock["due_at"] <= now
-        ):
+    def take(self, clock: tuple[Any, ...]) -> None:
+        _type, _id, kind, status, started, due, late = clock
+        if late:
             self.breached = True
-        if clock["status"] != ClockStatus.RUNNING:
+        if status != ClockStatus.RUNNING:
             self.paused = self.paused or self.due is None
             return
-        if self.due is None or clock["due_at"] < self.due:
-            self.due, self.started, self.kind = clock["due_at"], clock["started_at"], clock["kind"]
+        if self.due is None or due < self.due:
+            self.due, self.started, self.kind = due, started, kind
             self.paused = False
 
 
@@ -115,7 +153,21 @@ def board_rows(
 
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     clock_of: dict[tuple[str, int], _Clock] = {}
-    for item in incidents.values(
+    place = ("category__code", "category__name_zh", "category__name_en", "region__code")
+    place += ("region__name_zh", "region__name_en")
+    supervised = ExpressionWrapper(Q(supervised_at__isnull=False), output_field=BooleanField())
+    for (
+        pk,
+        number,
+        title,
+        status,
+        severity,
+        loop,
+        priority,
+        address,
+        drill,
+        *names,
+    ) in incidents.values_list(
         "pk",
         "number",
         "title",
@@ -125,101 +177,88 @@ def board_rows(
         "priority",
         "address",
         "is_drill",
-        "supervised_at",
-        "created_at",
-        "category__code",
-        "category__name_zh",
-        "category__name_en",
-        "region__code",
-        "region__name_zh",
-        "region__name_en",
+        *place,
+        supervised,
+        LocalIso(F("created_at")),
     ):
-        _names(data, item, english)
-        key = (KIND_INCIDENT, item["pk"])
-        rows[key] = {
+        category, street = _names(data, names, english)
+        rows[(KIND_INCIDENT, pk)] = {
             "kind": KIND_INCIDENT,
-            "id": item["pk"],
-            "number": item["number"],
-            "title": item["title"],
-            "status": item["status"],
-            "severity": item["severity"],
-            "loop": item["loop"],
-            "category": item["category__code"],
-            "street": item["region__code"],
-            "address": item["address"],
-            "reported_at": item["created_at"],
-            "sos": item["priority"] >= Priority.SOS,
-            "drill": item["is_drill"],
-            "supervised": item["supervised_at"] is not None,
+            "id": pk,
+            "number": number,
+            "title": title,
+            "status": status,
+            "severity": severity,
+            "loop": loop,
+            "category": category,
+            "street": street,
+            "address": address,
+            "reported_at": names[7],
+            "sos": priority >= Priority.SOS,
+            "drill": drill,
+            "supervised": names[6],
             "tasks": [],
         }
-        clock_of[key] = _Clock()
+        clock_of[(KIND_INCIDENT, pk)] = _Clock()
     task_incident: dict[int, int] = {}
-    for task in tasks.order_by("dispatched_at", "pk").values(
+    for pk, incident_id, status, team in tasks.order_by("dispatched_at", "pk").values_list(
         "pk", "incident_id", "status", "team__name"
     ):
-        row = rows.get((KIND_INCIDENT, task["incident_id"]))
-        if row is None:
-            continue
-        task_incident[task["pk"]] = task["incident_id"]
-        row["tasks"].append(
-            {"id": task["pk"], "team": task["team__name"], "status": task["status"]}
-        )
-    for item in reports.values(
-        "pk",
-        "text",
-        "address",
-        "is_sos",
-        "created_at",
-        "category__code",
-        "category__name_zh",
-        "category__name_en",
-        "region__code",
-        "region__name_zh",
-        "region__name_en",
+        row = rows.get((KIND_INCIDENT, incident_id))
+        if row is not None:
+            task_incident[pk] = incident_id
+            row["tasks"].append({"id": pk, "team": team, "status": status})
+    submitted = str(Report.Status.SUBMITTED)
+    for pk, text, address, sos, *names in reports.values_list(
+        "pk", Substr("text", 1, 80), "address", "is_sos", *place, LocalIso(F("created_at"))
     ):
-        _names(data, item, english)
-        key = (KIND_REPORT, item["pk"])
-        rows[key] = {
+        category, street = _names(data, names, english)
+        rows[(KIND_REPORT, pk)] = {
             "kind": KIND_REPORT,
-            "id": item["pk"],
+            "id": pk,
             "number": "",
-            "title": (item["text"] or "")[:80],
-            "status": Report.Status.SUBMITTED.value,
+            "title": text or "",
+            "status": submitted,
             "severity": "",
             "loop": "",
-            "category": item["category__code"],
-            "street": item["region__code"],
-            "address": item["address"],
-            "reported_at": item["created_at"],
-            "sos": item["is_sos"],
+            "category": category,
+            "street": street,
+            "address": address,
+            "reported_at": names[6],
+            "sos": sos,
             "drill": False,
             "supervised": False,
             "tasks": [],
         }
-        clock_of[key] = _Clock()
-    for clock in clocks.values(
-        "subject_type", "subject_id", "kind", "status", "started_at", "due_at", "breached_at"
+        clock_of[(KIND_REPORT, pk)] = _Clock()
+    late = Q(breached_at__isnull=False) | Q(status=ClockStatus.RUNNING, due_at__lte=now)
+    for clock in clocks.values_list(
+        "subject_type",
+        "subject_id",
+        "kind",
+        "status",
+        LocalIso(F("started_at")),
+        LocalIso(F("due_at")),
+        ExpressionWrapper(late, output_field=BooleanField()),
     ):
-        subject = clock["subject_type"]
+        subject, subject_id = clock[0], clock[1]
         if subject == SUBJECT_TASK:
-            incident_id = task_incident.get(clock["subject_id"])
+            incident_id = task_incident.get(subject_id)
             target = clock_of.get((KIND_INCIDENT, incident_id)) if incident_id else None
         else:
             kind = KIND_INCIDENT if subject == SUBJECT_INCIDENT else KIND_REPORT
-            target = clock_of.get((kind, clock["subject_id"]))
+            target = clock_of.get((kind, subject_id))
         if target is not None:
-            target.take(clock, now)
+            target.take(clock)
 
     ordered = sorted(rows.items(), key=lambda pair: urgency_key(pair[1], clock_of[pair[0]]))
     for key, row in ordered:
         clock = clock_of[key]
         row["breached"] = clock.breached
         row["paused"] = clock.paused
-        row["deadline"] = iso(clock.due) if clock.due else None
-        row["started"] = iso(clock.started) if clock.started else None
+        row["deadline"] = clock.due
+        row["started"] = clock.started
         row["clock"] = clock.kind
-        row["reported_at"] = iso(row["reported_at"])
         data.rows.append(row)
     return data
 
@@ -227,16 +266,15 @@ def board_rows(
 def urgency_key(row: dict[str, Any], clock: _Clock) -> tuple[Any, ...]:
     """Breached, then 督办, then the nearest deadline (none: last), SOS, the oldest."""
     tier = 0 if clock.breached else 1 if row["supervised"] else 2
-    due = clock.due.timestamp() if clock.due is not None else float("inf")
+    due = clock.due if clock.due is not None else "~"  # after every time string
     return (tier, due, not row["sos"], row["reported_at"], row["kind"], row["id"])
 
 
-def _names(data: BoardData, item: dict[str, Any], english: bool) -> None:
-    street = item["region__code"]
+def _names(data: BoardData, names: list[Any], english: bool) -> tuple[str, str]:
+    """Record the names of the row's category and street; their codes."""
+    category, category_zh, category_en, street, street_zh, street_en = names[:6]
     if street not in data.streets:
-        data.streets[street] = (english and item["region__name_en"]) or item["region__name_zh"]
-    category = item["category__code"]
+        data.streets[street] = (english and street_en) or street_zh
     if category not in data.categories:
-        data.categories[category] = (english and item["category__name_en"]) or item[
-            "category__name_zh"
-        ]
+        data.categories[category] = (english and category_en) or category_zh
+    return category, street

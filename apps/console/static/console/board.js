@@ -55,7 +55,16 @@
     rows.set(key, row);
     return row;
   }
-  JSON.parse(document.getElementById("xc-board-rows").textContent).forEach(function (r) { put(r, false); });
+  // Rows travel as lists in the order of "columns" (apps/console/board.py, pack()).
+  function unpack(body) {
+    return body.rows.map(function (values) {
+      var row = {};
+      body.columns.forEach(function (name, i) { row[name] = values[i]; });
+      row.tasks = row.tasks.map(function (t) { return { id: t[0], team: t[1], status: t[2] }; });
+      return row;
+    });
+  }
+  unpack(JSON.parse(document.getElementById("xc-board-rows").textContent)).forEach(function (r) { put(r, false); });
 
   function breached(r) { return r.breached || (r.due !== null && !r.paused && r.due <= now()); }
   function compare(a, b) {
@@ -327,11 +336,12 @@
   function applyRows(body) {
     Object.assign(streets, body.streets || {});
     Object.assign(categories, body.categories || {});
+    var fresh = unpack(body);
     if (body.complete) {
-      var keep = new Set(body.rows.map(function (r) { return keyOf(r.kind, r.id); }));
+      var keep = new Set(fresh.map(function (r) { return keyOf(r.kind, r.id); }));
       Array.from(rows.keys()).forEach(function (key) { if (!keep.has(key)) { rows.delete(key); } });
     }
-    body.rows.forEach(function (r) { put(r, false); });
+    fresh.forEach(function (r) { put(r, false); });
     (body.gone || []).forEach(function (key) { rows.delete(key); });
     scheduleRender();
   }
