@@ -119,8 +119,8 @@ def map_page(model_admin: Any, request: HttpRequest) -> HttpResponse:
         },
     }
     context = {
+        # no "opts": the theme's header then reads 一张图 (the title), not the model's name
         **model_admin.admin_site.each_context(request),
-        "opts": model_admin.opts,
         "title": _("Map"),
         "layers": layers,
         "tiles": base,

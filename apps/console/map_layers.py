@@ -53,7 +53,6 @@ MAX_INCIDENTS = 2000
 HEAT_DAYS = 30
 # Heat cells of 0.005° (about 555 m north–south, 460 m east–west at 34° N).
 HEAT_CELL_DEG = 0.005
-HEAT_RADIUS_M = 300
 # Incidents that were not emergencies of their own stay off the heat layer.
 HEAT_EXCLUDED = (IncidentStatus.MERGED, IncidentStatus.REJECTED)
 
@@ -282,7 +281,7 @@ def heat_features(user: Any) -> FeatureCollection:
         features.append(
             map_layers.feature(
                 map_layers.point(lat, lng),
-                {"weight": n, "radius_m": HEAT_RADIUS_M, "label": label},
+                {"weight": n, "label": label},
             )
         )
     return map_layers.collection(features, days=HEAT_DAYS)

@@ -27,7 +27,7 @@ Properties the page understands on each feature (all optional):
   shown on click, every text as text (never HTML);
 - ``attrs``: ``{"incident-id": 7}`` → ``data-incident-id="7"`` on the marker's element;
 - ``dashed``: draw the outline dashed (an estimated boundary); ``stroke``: its width;
-- ``weight`` (heat layers): the point's weight; ``radius_m``: the cell's radius in metres.
+- ``weight`` (heat layers): the point's weight (the heaviest is drawn darkest and largest).
 """
 
 from __future__ import annotations

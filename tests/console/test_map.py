@@ -120,6 +120,7 @@ def test_the_page_renders_for_an_operator_with_leaflet_served_locally(world: Two
     assert all(a.startswith("/static/") for a in assets), assets
     assert not re.search(r'(?:src|href)="(?:https?:)?//', html)
     assert "<script>" not in html  # no inline script: every <script> has a src
+    assert re.search(r"tracking-tight\">\s*一张图\s*</span\s*>", html)  # the header's title
 
 
 def test_the_vendored_leaflet_is_complete() -> None:

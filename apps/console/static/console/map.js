@@ -141,7 +141,7 @@
     function coordsToLatLng(coords) { return toLatLng(coords[1], coords[0]); }
 
     var canvas = root.querySelector(".xc-map-canvas");
-    var map = L.map(canvas, { zoomControl: true, maxZoom: tiles ? tiles.max_zoom : 18 });
+    var map = L.map(canvas, { zoomControl: true, zoomSnap: 0.25, maxZoom: tiles ? tiles.max_zoom : 18 });
     map.attributionControl.setPrefix(false);
     map.setView(config.centre, config.zoom);
     if (tiles) {
@@ -161,11 +161,14 @@
     function bindFeature(feature, leafletLayer, permanentLabel) {
       var props = feature.properties || {};
       if (props.popup) { leafletLayer.bindPopup(popupContent(props.popup, strings)); }
-      if (props.label) {
-        leafletLayer.bindTooltip(text("span", props.label), permanentLabel
-          ? { permanent: true, direction: "center", className: "xc-map-label" }
-          : { direction: "top", offset: [0, -10] });
+      if (!props.label) { return; }
+      var options = { direction: "top", offset: [0, -10] };
+      if (permanentLabel) {
+        // an outline gets its name in the middle, a centre just above its dot
+        var centre = feature.geometry && feature.geometry.type === "Point";
+        options = { permanent: true, className: "xc-map-label", direction: centre ? "top" : "center", offset: centre ? [0, -6] : [0, 0] };
       }
+      leafletLayer.bindTooltip(text("span", props.label), options);
     }
 
     function draw(layer, data, group) {
@@ -177,9 +180,10 @@
           if (!f.geometry || f.geometry.type !== "Point") { return; }
           var props = f.properties || {};
           var ratio = (props.weight || 0) / max;
-          var circle = L.circle(coordsToLatLng(f.geometry.coordinates), {
-            renderer: heatRenderer, radius: props.radius_m || 300, stroke: false,
-            fillColor: heatColour(ratio), fillOpacity: 0.25 + 0.5 * ratio
+          // screen-sized discs: visible at the new area's scale, blending where cells meet
+          var circle = L.circleMarker(coordsToLatLng(f.geometry.coordinates), {
+            renderer: heatRenderer, radius: 10 + 14 * ratio, stroke: false,
+            fillColor: heatColour(ratio), fillOpacity: 0.3 + 0.45 * ratio
           });
           bindFeature(f, circle, false);
           group.addLayer(circle);
@@ -209,11 +213,13 @@
       return features.length;
     }
 
+    var groups = {};
     var entries = config.layers.map(function (layer) {
       var panel = root.querySelector('.xc-map-layer[data-layer="' + layer.key + '"]');
       var group = layer.kind === "heat" ? L.layerGroup() : L.featureGroup();
       var toggle = panel && panel.querySelector("[data-layer-toggle]");
       var entry = { layer: layer, panel: panel, group: group, toggle: toggle, loaded: false };
+      groups[layer.key] = group;
       if (toggle) {
         toggle.addEventListener("change", function () {
           if (toggle.checked) { group.addTo(map); load(entry); } else { map.removeLayer(group); }
@@ -263,6 +269,10 @@
       });
       if (bounds) { map.fitBounds(bounds, { padding: [24, 24], maxZoom: 15 }); }
     }
+
+    // For the browser tests and debugging: the map and its layer groups by key.
+    window.xcMap.map = map;
+    window.xcMap.layers = groups;
 
     // First load: every layer (a hidden one too, so its count shows), then fit and say ready.
     Promise.all(entries.map(load)).then(function () {
