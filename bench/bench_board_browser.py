@@ -259,7 +259,7 @@ def run(ctx: BenchContext) -> list[Figure]:
     ctx.manage("collectstatic", "--noinput", "--verbosity", "0")
     ctx.manage("load_categories")  # idempotent; the reports' category (N02)
     ctx.manage("load_sla_policies")  # so each report is on its triage clock, as deployed
-    server = Server("django-board", DJANGO_APP, workers=1, env=env)
+    server = Server("django-board-browser", DJANGO_APP, workers=1, env=env)
     print(f"  starting {server.name}: {server.description}")
     try:
         server.start()
