@@ -14,7 +14,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from apps.incidents.intake.asgi import IntakeFastPath  # noqa: E402
-from apps.realtime.auth import JwtAuthMiddleware  # noqa: E402
+from apps.realtime.auth import SocketAuthMiddleware  # noqa: E402
 from xixian_ems.routing import websocket_urlpatterns  # noqa: E402
 
 # The fast intake path sits outermost: it takes valid anonymous JSON reports before
@@ -24,10 +24,12 @@ application = IntakeFastPath(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            # No Origin check: sockets authenticate by JWT only, never by cookie, so a
-            # cross-site page cannot ride a session (the attack Origin checks stop), and
-            # native mobile WebSocket clients often send no Origin at all.
-            "websocket": JwtAuthMiddleware(URLRouter(websocket_urlpatterns)),
+            # A JWT authenticates from anywhere (native mobile clients often send no
+            # Origin at all). Without a token, an admin session cookie authenticates a
+            # staff user only when the Origin is this site's (apps.realtime.auth): a
+            # cross-site page cannot ride an officer's session. No blanket Origin check
+            # here, which would refuse the mobile apps and anonymous report tracking.
+            "websocket": SocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
         }
     )
 )

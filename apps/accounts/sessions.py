@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout
@@ -43,3 +44,21 @@ class SessionTimeoutMiddleware:
             elif now - seen_at >= SEEN_RESOLUTION_SECONDS or SEEN_AT not in session:
                 session[SEEN_AT] = now
         return self.get_response(request)
+
+
+def session_ends_at(session: Any, now: float | None = None) -> float | None:
+    """When a staff session ends (seconds since the epoch) by the rules above: the
+    earlier of its absolute end and its idle end, counted from the last request seen.
+    ``None`` if the session holds no login. The WebSocket session path
+    (``apps.realtime.auth``) asks this, so a socket never outlives its session."""
+    if SESSION_KEY not in session:
+        return None
+    now = time.time() if now is None else now
+    login_at = session.get(LOGIN_AT, now)
+    seen_at = session.get(SEEN_AT, login_at)
+    return float(
+        min(
+            login_at + settings.SESSION_MAX_AGE_SECONDS,
+            seen_at + settings.SESSION_IDLE_TIMEOUT_SECONDS,
+        )
+    )
