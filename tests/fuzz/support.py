@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261207"))
 # Schemathesis' "coverage" phase sends every boundary case the schema defines (hundreds
 # per operation, whatever the budget): too slow for every build, part of a deep run.

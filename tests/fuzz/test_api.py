@@ -22,7 +22,7 @@ real object of the world the other half (the authorisation matrix's world,
 ``tests.authz.world``), so the generated bodies and queries reach the services.
 Every call runs in a savepoint rolled back after it: no example sees another's writes.
 
-Budget: ``FUZZ_EXAMPLES`` examples per operation (12 in CI, ``tests/fuzz/support.py``)
+Budget: ``FUZZ_EXAMPLES`` examples per operation (10 in CI, ``tests/fuzz/support.py``)
 with a fixed seed. For a deeper run: ``FUZZ_EXAMPLES=500`` (and any ``FUZZ_SEED``).
 The fast intake path (ASGI) is fuzzed by ``test_intake_fast.py``, Open311 by
 ``test_open311.py``.
