@@ -21,7 +21,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from apps.core.errors import DEFAULT_MESSAGES, ApplicationError, ErrorCode
-from apps.core.middleware import wants_json
+from apps.core.middleware import foreign_error, wants_json
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,11 @@ def json_bad_request(request: Any, exception: Exception | None = None) -> Any:
     if _wants_json(request):
         if isinstance(exception, RequestDataTooBig | TooManyFieldsSent):
             code = ErrorCode.REQUEST_TOO_LARGE
-            return JsonResponse(envelope(code, DEFAULT_MESSAGES[code]), status=413)
+            foreign = foreign_error(request, 413, DEFAULT_MESSAGES[code])
+            return foreign or JsonResponse(envelope(code, DEFAULT_MESSAGES[code]), status=413)
+        foreign = foreign_error(request, 400, DEFAULT_MESSAGES[ErrorCode.INVALID])
+        if foreign is not None:
+            return foreign
         return JsonResponse(
             envelope(ErrorCode.INVALID, DEFAULT_MESSAGES[ErrorCode.INVALID], {"fields": {}}),
             status=400,
@@ -149,7 +153,8 @@ def json_permission_denied(request: Any, exception: Exception | None = None) -> 
     """handler403 (e.g. a CSRF refusal outside DRF): JSON for API clients."""
     if _wants_json(request):
         code = ErrorCode.PERMISSION_DENIED
-        return JsonResponse(envelope(code, DEFAULT_MESSAGES[code]), status=403)
+        foreign = foreign_error(request, 403, DEFAULT_MESSAGES[code])
+        return foreign or JsonResponse(envelope(code, DEFAULT_MESSAGES[code]), status=403)
     from django.views.defaults import permission_denied
 
     return permission_denied(request, exception)

@@ -33,6 +33,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -48,7 +49,7 @@ PATH_MAX_LENGTH = 300
 
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
     name=HEADER,
-    type=str,
+    type=OpenApiTypes.UUID,  # anything else is refused with idempotency_key_invalid
     location=OpenApiParameter.HEADER,
     required=False,
     description="A UUID; a retry with the same key and body replays the first response.",

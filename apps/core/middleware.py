@@ -26,9 +26,29 @@ logger = logging.getLogger(__name__)
 
 API_PREFIXES = ("/api/", "/open311/", "/healthz", "/readyz")
 
+# Under some prefixes errors have another published shape than the envelope (Open311:
+# the GeoReport v2 error list, in the format of the URL suffix). The app serving the
+# prefix registers how to render one (``register_error_renderer``); the refusals made
+# before or around its views (here and in ``apps.core.exceptions``) use it.
+ErrorRenderer = Callable[[HttpRequest, int, str], HttpResponseBase]
+_error_renderers: dict[str, ErrorRenderer] = {}
+
+
+def register_error_renderer(prefix: str, renderer: ErrorRenderer) -> None:
+    _error_renderers[prefix] = renderer
+
 
 def wants_json(request: Any) -> bool:
     return str(getattr(request, "path", "")).startswith(API_PREFIXES)
+
+
+def foreign_error(request: Any, status: int, message: Any) -> HttpResponseBase | None:
+    """The error in the shape a registered prefix publishes, or ``None`` (the envelope)."""
+    path = str(getattr(request, "path", ""))
+    for prefix, renderer in _error_renderers.items():
+        if path.startswith(prefix):
+            return renderer(request, status, str(message))
+    return None
 
 
 def _problem(request: HttpRequest) -> str | None:
@@ -49,6 +69,9 @@ def refused(request: HttpRequest) -> HttpResponseBase | None:
         return None
     code = ErrorCode.TEXT_NOT_ALLOWED
     message = str(DEFAULT_MESSAGES[code])
+    foreign = foreign_error(request, 400, message)
+    if foreign is not None:
+        return foreign
     if wants_json(request):
         return JsonResponse({"code": code, "message": message, "extra": {}}, status=400)
     return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")

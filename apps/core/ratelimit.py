@@ -21,7 +21,9 @@ by the callers.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 import threading
 import time
 import uuid
@@ -90,7 +92,23 @@ class Limit:
     @classmethod
     def of(cls, scope: str, ident: str, rate: str) -> Limit:
         limit, window = parse_rate(rate)
-        return cls(f"{KEY_PREFIX}{scope}:{ident}", limit, window)
+        return cls(f"{KEY_PREFIX}{scope}:{key_part(ident)}", limit, window)
+
+
+# Addresses, normalised phones, ids: kept readable in the key.
+_PLAIN_IDENT = re.compile(r"[A-Za-z0-9.:+_@\[\]-]{1,64}")
+
+
+def key_part(ident: str) -> str:
+    """``ident`` as it may appear in a cache key: itself when plain, else a digest.
+
+    Some idents are whatever the client sent (``X-Device-Id``): control characters and
+    spaces make keys that the Django cache warns about and memcached refuses (found by
+    ``tests/fuzz``). A digest keeps one counter per distinct value, in a bounded key.
+    """
+    if _PLAIN_IDENT.fullmatch(ident):
+        return ident
+    return "h." + hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

@@ -27,3 +27,32 @@ def test_interactive_docs_load_their_assets_from_this_server(path: str) -> None:
     assert assets, html[:500]
     assert all(url.startswith("/static/") for url in assets), assets
     assert "cdn" not in html.lower()
+
+
+def test_every_operation_documents_the_answers_of_the_shared_layers() -> None:
+    """What the middleware, the parsers, authentication, pagination and idempotency
+    answer on any operation is in its documented responses (tests/fuzz checks every
+    answer against them)."""
+    import yaml
+    from django.conf import settings
+
+    schema = yaml.safe_load((settings.BASE_DIR / "docs/openapi.yaml").read_text())
+    missing = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            located = {(p["in"], p["name"]) for p in operation.get("parameters", [])}
+            schemes = {name for req in operation.get("security", []) for name in req}
+            expected = set()
+            if any(where in ("path", "query") for where, _name in located):
+                expected.add("400")  # text_not_allowed
+            if ("header", "Idempotency-Key") in located:
+                expected.add("400")  # idempotency_key_invalid
+            if schemes & {"jwtAuth", "jwtAuthOptional", "cookieAuth"}:
+                expected.add("401")  # a bearer token expired, revoked or forged
+            if ("query", "cursor") in located:
+                expected.add("404")  # an invalid cursor
+            if "requestBody" in operation:
+                expected.add("415")
+            for status in sorted(expected - set(operation["responses"])):
+                missing.append(f"{method.upper()} {path}: {status}")
+    assert missing == []

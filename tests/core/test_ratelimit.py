@@ -19,6 +19,22 @@ def limits(prefix: str, *pairs: tuple[str, int, int]) -> list[Limit]:
     return [Limit(f"{ratelimit.KEY_PREFIX}{prefix}:{name}", n, window) for name, n, window in pairs]
 
 
+@pytest.mark.parametrize("ident", ["10.0.0.1", "+8613900001234", "2001:db8::1", "phone-1"])
+def test_plain_idents_stay_readable_in_the_key(ident: str) -> None:
+    assert Limit.of("report_ip", ident, "1/min").key == f"{ratelimit.KEY_PREFIX}report_ip:{ident}"
+
+
+def test_idents_a_client_made_up_are_digested_into_a_bounded_clean_key() -> None:
+    odd = ["F~+kY(c\t_", "设备", "a b", "x" * 65, "\ud800", "\x00"]
+    keys = [Limit.of("sos_device", ident, "1/min").key for ident in odd]
+    assert len(set(keys)) == len(odd)  # one counter per distinct value
+    for key in keys:
+        assert key.isascii()
+        assert key.isprintable()
+        assert " " not in key
+        assert len(key) <= len(ratelimit.KEY_PREFIX) + len("sos_device:h.") + 32
+
+
 def test_rates_read_like_drfs() -> None:
     assert ratelimit.parse_rate("30/min") == (30, 60)
     assert ratelimit.parse_rate("10/minute") == (10, 60)

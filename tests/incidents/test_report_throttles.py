@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
+from django.core.cache.backends.base import CacheKeyWarning
 from rest_framework.test import APIClient
 
 from apps.incidents.models import Report
@@ -84,6 +86,26 @@ def test_one_phone_is_limited_however_it_is_spelled(api_client: APIClient, setti
     rates(settings, report_phone="1/min")
     first = report(api_client, body={"phone": "13900000001"}, REMOTE_ADDR="10.0.0.1")
     second = report(api_client, body={"phone": "+86 139-0000-0001"}, REMOTE_ADDR="10.0.0.2")
+    assert first.status_code == 201
+    assert second.status_code == 429
+
+
+def test_a_device_id_with_control_characters_is_still_counted_in_a_clean_cache_key(
+    api_client: APIClient, settings: Any
+) -> None:
+    # given: an X-Device-Id the client made up (found by tests/fuzz: the cache warned
+    # that such a key breaks memcached)
+    rates(settings, sos_device="1/min")
+    sos = {"lat": SANQIAO[0], "lng": SANQIAO[1]}
+    device = "F~+kY(c\t_ 设备"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheKeyWarning)
+        # when
+        first = api_client.post(SOS_URL, sos, format="json", HTTP_X_DEVICE_ID=device)
+        second = api_client.post(
+            SOS_URL, sos, format="json", HTTP_X_DEVICE_ID=device, REMOTE_ADDR="10.0.0.9"
+        )
+    # then: one counter for that device, across addresses
     assert first.status_code == 201
     assert second.status_code == 429
 

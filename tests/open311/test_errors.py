@@ -208,3 +208,19 @@ def test_text_that_xml_cannot_hold_is_dropped_not_fatal(client: Client, xixian: 
 
     # then: still well-formed
     assert_xml_error(response, 404)
+
+
+# --- Refusals made before the views ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["status=open%00", "%00=1", "service_code=A01%00"])
+def test_a_nul_or_broken_text_in_the_query_is_an_open311_400_not_the_api_envelope(
+    client: Client, xixian: Any, query: str
+) -> None:
+    # when: text the request guard refuses before any view (apps.core.middleware)
+    json_response = client.get(url(f"requests.json?{query}"))
+    xml_response = client.get(url(f"services.xml?{query}"))
+
+    # then: the spec's error document, in the asked format (found by tests/fuzz)
+    assert_json_error(json_response, 400, contains="not allowed")
+    assert_xml_error(xml_response, 400, contains="not allowed")

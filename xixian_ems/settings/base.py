@@ -405,6 +405,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # 400/401/404/415 from the layers every view shares (tests/fuzz checks them).
+        "apps.core.api.schema.document_framework_errors",
+    ],
     # Choice sets that share a field name ("status", "kind") get stable component names.
     "ENUM_NAME_OVERRIDES": {
         "RegionLevelEnum": "apps.regions.models.RegionLevel",
