@@ -23,7 +23,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
-from apps.console.selectors import board_rows, board_streams, stream_heads
+from apps.console.selectors import board_names, board_rows, board_streams, stream_heads
 from apps.dispatch.models import TaskStatus
 from apps.incidents.models import IncidentStatus, Loop, ReportStatus, Severity
 from apps.sla.models import SlaKind
@@ -165,6 +165,7 @@ def board_page(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
     names = board_streams(user)
     heads = stream_heads(names)  # before the rows (see stream_heads)
     data = board_rows(user)
+    street_names, category_names = board_names(user)
     labels = _labels()
     urls = {
         "incident": _url_template("admin:incidents_incident_change"),
@@ -183,8 +184,8 @@ def board_page(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
         "pageSize": PAGE_SIZE,
         "labels": labels,
         "words": _words(),
-        "streets": data.streets,
-        "categories": data.categories,
+        "streets": {**street_names, **data.streets},
+        "categories": {**category_names, **data.categories},
     }
     context = {
         **context,

@@ -14,11 +14,12 @@ from django.utils import timezone
 from apps.console.board import FIRST_PAINT
 from apps.console.selectors import board_rows, board_streams, local_iso
 from apps.incidents.models import Incident, IncidentStatus, Priority
+from apps.regions.models import Region
 from apps.sla.models import ClockStatus, SlaKind
 from tests.console.conftest import ZH, client_for
 from tests.dispatch.task_support import Scene
 from tests.factories.dispatch import DispatchTaskFactory
-from tests.factories.incidents import IncidentFactory, ReportFactory
+from tests.factories.incidents import CategoryFactory, IncidentFactory, ReportFactory
 from tests.factories.sla import SlaClockFactory
 
 BOARD = "admin:console_dutydesk_board"
@@ -95,7 +96,8 @@ def test_the_board_shows_the_open_incidents_and_pending_reports_of_my_regions_on
     assert str(foreign.number) not in html
     assert f'data-id="{foreign_report.pk}"' not in html
     assert config["streams"] == {"region.fengdong": 0}
-    assert config["streets"] == {"fd-sanqiao": "三桥街道"}
+    assert config["streets"]["fd-sanqiao"] == "三桥街道"
+    assert scene.tree.diaotai.code not in config["streets"]
     assert 'id="xc-board" data-state="connecting"' in html
     assert "<script>" not in html  # no inline script (CSP): only application/json data
     assert "console/board.js" in html
@@ -106,6 +108,28 @@ def test_the_fengxi_operator_sees_nothing_of_fengdong(scene: Scene) -> None:
     _response, rows, config = page(client_for(scene.outsider_operator))
     assert rows == []
     assert config["streams"] == {"region.fengxi": 0}
+    assert "fd-sanqiao" not in config["streets"]
+
+
+def test_a_row_that_arrives_by_event_finds_the_names_of_every_street_and_category_in_scope(
+    scene: Scene,
+) -> None:
+    # given: an empty board (no row names any street or category yet)
+    Incident.objects.all().delete()
+    category = CategoryFactory(name_zh="城市内涝")
+    # when
+    _response, rows, config = page(client_for(scene.operator))
+    # then: board.js can name a new report's street and category without a round trip,
+    # for every region of 沣东 and no other
+    assert rows == []
+    in_scope = set(
+        Region.objects.filter(path__startswith=scene.tree.fengdong.path).values_list(
+            "code", flat=True
+        )
+    )
+    assert set(config["streets"]) == in_scope
+    assert config["streets"]["fd-sanqiao"] == "三桥街道"
+    assert config["categories"][category.code] == "城市内涝"
 
 
 def test_the_board_follows_the_top_region_of_each_membership_and_the_stream_heads(
@@ -218,14 +242,19 @@ def test_the_board_page_costs_the_same_queries_for_2_or_40_incidents(
     _crowd(scene, count)
     client = client_for(scene.operator)
     client.get(reverse(BOARD))  # warm the session and the sidebar caches
-    with django_assert_max_num_queries(14) as captured:
+    # 14 + the names of every region in scope and every category (board_names)
+    with django_assert_max_num_queries(16) as captured:
         response = client.get(reverse(BOARD))
     assert response.status_code == 200
     html = response.content.decode()
     rows = unpack(json.loads(_json_script(html, "xc-board-rows")))
     assert len(rows) == count + 1 + count // 2  # every row as data for board.js
     assert html.count("<tr data-kind=") == min(len(rows), FIRST_PAINT)  # the first as HTML
-    board_queries = [q["sql"] for q in captured.captured_queries if "incidents_" in q["sql"]]
+    board_queries = [  # the rows' queries; the category names are board_names'
+        sql
+        for sql in (q["sql"] for q in captured.captured_queries)
+        if "incidents_" in sql and 'FROM "incidents_category" ORDER BY' not in sql
+    ]
     assert len(board_queries) <= 4, board_queries
 
 
