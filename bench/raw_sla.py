@@ -170,7 +170,8 @@ def copy_clocks(conn: psycopg.Connection[Any], clock_ids: Iterable[int] | None =
     ).rowcount
     reset = (
         "UPDATE bench_raw_slaclock SET status = 'running', breached_at = NULL, step = 0, "
-        "target_missed_at = NULL, next_check_at = due_at, stopped_at = NULL, stop_reason = '' "
+        "target_missed_at = NULL, next_check_at = due_at, stopped_at = NULL, stop_reason = '', "
+        "paused_at = NULL "
     )
     conn.execute(reset + ("" if clock_ids is None else "WHERE id = ANY(%s)"), params)
     conn.execute(

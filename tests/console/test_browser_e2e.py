@@ -274,3 +274,50 @@ def test_a_report_goes_from_the_board_to_a_closed_incident_in_the_browser_and_ne
     a.wait_for_selector('#xc-charts[data-ready="1"]', timeout=WAIT_MS)
     chrome.screenshot(a, "dashboard")
     assert re.search(r"/admin/$", a.url)
+
+
+def test_a_report_that_arrives_behind_a_full_page_of_overdue_incidents_is_drawn_on_top(
+    server: str, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    from apps.console.board import PAGE_SIZE
+    from apps.sla.models import SlaKind
+    from tests.factories.incidents import IncidentFactory
+    from tests.factories.sla import SlaClockFactory
+
+    base = server
+    world = World()
+    # given: a storm — more overdue incidents in 沣东 than the board draws at once
+    overdue = IncidentFactory.create_batch(
+        PAGE_SIZE + 5, region=world.street, status=IncidentStatus.ACCEPTED
+    )
+    for incident in overdue:
+        SlaClockFactory(
+            kind=SlaKind.INCIDENT_RESOLUTION,
+            subject_type="incident",
+            subject_id=incident.pk,
+            region=world.street,
+            started_at=incident.created_at,
+            due_at=incident.created_at,
+            breached_at=incident.created_at,
+        )
+    a = chrome.new_context(browser).new_page()
+    chrome.admin_login(a, base, world.fengdong.username)
+    open_board(a, base)
+    assert a.locator('tr[data-kind="incident"]').count() == PAGE_SIZE
+    # when: a citizen reports
+    response = httpx.post(
+        f"{base}/api/v1/reports/",
+        json={"category": "A01", "lat": SANQIAO[0], "lng": SANQIAO[1], "text": "立交桥下积水"},
+        headers=bearer(world.citizen),
+        timeout=20,
+    )
+    assert response.status_code == 201, response.text
+    # then: its row is drawn although 205 overdue rows rank before it, marked as pinned,
+    # above the page
+    row = a.locator(f'tr[data-kind="report"][data-id="{response.json()["id"]}"]')
+    expect(row).to_be_visible(timeout=WAIT_MS)
+    expect(row).to_have_class(re.compile(r"\bxc-pinned\b"))
+    first = a.locator("tbody[data-role=rows] tr").first
+    assert first.get_attribute("data-id") == str(response.json()["id"])

@@ -27,6 +27,9 @@
   var OPEN = { reported: 1, accepted: 1, in_progress: 1, resolved: 1 };
   var QUIET = { note: 1, casualties_revised: 1, rated: 1, command_post_members: 1, instructions: 1, delivered: 1 };
   var NEW_FOR_MS = 8000, BATCH = 100, RELOAD_OVER = 300;
+  // A row that arrives while the board is longer than what is drawn (a storm: hundreds of
+  // overdue rows rank before it) is drawn anyway, above the rest, for PIN_FOR_MS.
+  var PIN_FOR_MS = 60000;
 
   var tbody = root.querySelector("[data-role=rows]");
   var filterBox = root.querySelector("[data-role=filter]");
@@ -51,6 +54,7 @@
     row.start = row.started ? Date.parse(row.started) : null;
     row.reported = Date.parse(row.reported_at);
     row.newUntil = isNew ? Date.now() + NEW_FOR_MS : (old ? old.newUntil : 0);
+    row.pinUntil = isNew ? Date.now() + PIN_FOR_MS : (old ? old.pinUntil : 0);
     row.announced = old ? old.announced : false;
     rows.set(key, row);
     return row;
@@ -177,6 +181,10 @@
     var all = Array.from(rows.values());
     var list = all.filter(function (r) { return matches(r, terms, kind); }).sort(compare);
     var fragment = document.createDocumentFragment();
+    var wall = Date.now();
+    list.slice(limit).forEach(function (r) {
+      if (r.pinUntil > wall) { fragment.appendChild(rowElement(r)).classList.add("xc-pinned"); }
+    });
     list.slice(0, limit).forEach(function (r) { fragment.appendChild(rowElement(r)); });
     if (!list.length) {
       var empty = el("tr", "xc-board-empty"), cell = el("td", null, W.empty);
@@ -235,6 +243,10 @@
     Array.prototype.forEach.call(tbody.querySelectorAll("tr.xc-new"), function (tr) {
       var r = rows.get(keyOf(tr.getAttribute("data-kind"), tr.getAttribute("data-id")));
       if (!r || r.newUntil <= wall) { tr.classList.remove("xc-new"); }
+    });
+    Array.prototype.forEach.call(tbody.querySelectorAll("tr.xc-pinned"), function (tr) {
+      var r = rows.get(keyOf(tr.getAttribute("data-kind"), tr.getAttribute("data-id")));
+      if (!r || r.pinUntil <= wall) { resort = true; }
     });
     if (resort) { scheduleRender(); }
   }
