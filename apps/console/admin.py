@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from unfold.admin import ModelAdmin
 
@@ -58,14 +57,3 @@ class DutyDeskAdmin(ModelAdmin):
 
     def map_data_view(self, request: HttpRequest, key: str) -> HttpResponse:
         return map_data(self, request, key)
-
-    def _placeholder(self, request: HttpRequest, title: object, page: str) -> HttpResponse:
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": title,
-            "page": page,
-        }
-        return TemplateResponse(request, "admin/console/placeholder.html", context)

@@ -22,6 +22,7 @@ tables (``allowed_actions``): a hint, since the service decides.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -43,6 +45,7 @@ from apps.accounts.models import STAFF_ROLES, Membership
 from apps.accounts.permissions import role_scope
 from apps.audit.personal import PersonalDataAdminMixin
 from apps.console import forms as f
+from apps.console import map as console_map
 from apps.console.exports import IncidentResource, contact_visible
 from apps.console.filters import BreachedFilter, SupervisedFilter
 from apps.console.photos import photo_links
@@ -308,7 +311,8 @@ TASK_ACTS_BY_NAME = {act.name: act for act in TASK_ACTS}
 
 class IntakeForm(f.ActionForm):
     """电话接警: what the caller says and where. The region is found from the point (or the
-    chosen street's centre) by ``place_for_intake``; a map picker will fill lat/lng."""
+    chosen street's centre) by ``place_for_intake``; the map picker above the form fills
+    lat/lng (``static/console/intake_map.js``)."""
 
     reporter_name = f.forms.CharField(
         label=_("caller name"), required=False, max_length=100, widget=f.UnfoldAdminTextInputWidget
@@ -828,7 +832,8 @@ class IncidentAdmin(
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(self._page_url(incident))
-        return TemplateResponse(
+        picker = console_map.picker_config(request.user)
+        response = TemplateResponse(
             request,
             "admin/incidents/incident/intake.html",
             {
@@ -836,8 +841,12 @@ class IncidentAdmin(
                 "opts": self.opts,
                 "form": form,
                 "title": _("Phone call intake"),
+                "picker": json.dumps(picker, cls=DjangoJSONEncoder, ensure_ascii=False),
+                "tiles_configured": picker["tiles"] is not None,
             },
         )
+        console_map.allow_tile_images(response, console_map.tile_origins(picker["tiles"]))
+        return response
 
     def intake(self, request: HttpRequest, data: dict[str, Any]) -> Incident:
         """Parse → place → the create service, as ``POST incidents/`` does."""

@@ -131,6 +131,20 @@ def map_page(model_admin: Any, request: HttpRequest) -> HttpResponse:
     return response
 
 
+def picker_config(user: Any) -> dict[str, Any]:
+    """The location picker of 电话接警 (``static/console/intake_map.js``): the same base
+    tiles as the map and, for those who may open the map, the region outlines as a guide."""
+    regions_url = None
+    if user.has_perm("console.view_dutydesk"):
+        regions_url = reverse("admin:console_dutydesk_map_data", args=["regions"])
+    return {
+        "tiles": tiles(),
+        "centre": DEFAULT_CENTRE,
+        "zoom": DEFAULT_ZOOM,
+        "regions_url": regions_url,
+    }
+
+
 def map_data(model_admin: Any, request: HttpRequest, key: str) -> JsonResponse:
     """One layer's GeoJSON FeatureCollection for ``request.user``."""
     if not model_admin.has_view_permission(request):

@@ -2,8 +2,8 @@
 the page behind it (the same ``has_perm`` the page checks), so an operator sees the
 pages of the work and an administrator also the system's internals.
 
-Wired in ``settings.UNFOLD["SIDEBAR"]``. Entries reserved for pages still to come
-(值班台, 一张图) open placeholders (``apps.console.admin``) at their final URLs.
+Wired in ``settings.UNFOLD["SIDEBAR"]``; 值班台 and 一张图 are ``apps.console.admin``'s
+duty-desk pages.
 """
 
 from __future__ import annotations

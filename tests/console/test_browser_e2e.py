@@ -321,3 +321,40 @@ def test_a_report_that_arrives_behind_a_full_page_of_overdue_incidents_is_drawn_
     expect(row).to_have_class(re.compile(r"\bxc-pinned\b"))
     first = a.locator("tbody[data-role=rows] tr").first
     assert first.get_attribute("data-id") == str(response.json()["id"])
+
+
+def test_a_phone_call_is_placed_by_clicking_the_map_and_filed_at_that_street(
+    server: str, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    base = server
+    world = World()
+    a = chrome.new_context(browser).new_page()
+    chrome.admin_login(a, base, world.fengdong.username)
+    # given: the 沣东 operator on 电话接警, the picker drawn with the regions of 沣东
+    a.goto(f"{base}/admin/incidents/incident/add/")
+    a.wait_for_selector('#xc-pick[data-ready="1"]', timeout=WAIT_MS)
+    expect(a.locator("#xc-pick .xc-map-label", has_text="三桥街道")).to_be_visible()
+    # when: the operator clicks where the caller is, in 三桥街道
+    x, y = a.evaluate(
+        "([lat, lng]) => { const p = window.xcPick.map.latLngToContainerPoint([lat, lng]);"
+        " return [p.x, p.y]; }",
+        list(SANQIAO),
+    )
+    a.locator("#xc-pick").click(position={"x": x, "y": y})
+    # then: the form holds the point (WGS84, within a pixel of it)
+    lat, lng = float(a.input_value("#id_lat")), float(a.input_value("#id_lng"))
+    assert abs(lat - SANQIAO[0]) < 0.002
+    assert abs(lng - SANQIAO[1]) < 0.002
+    # and the call, taken down and confirmed, is an incident at that street
+    a.select_option("select[name=category]", "A01")
+    a.fill("input[name=title]", "三桥路口车辆落水")
+    a.fill("input[name=reporter_phone]", "13900000123")
+    a.check("input[name=confirm]", force=True)  # unfold's switch hides the checkbox
+    a.locator("form.xc-card button[type=submit]").click()
+    a.wait_for_url(re.compile(r"/admin/incidents/incident/\d+/change/$"), timeout=WAIT_MS)
+    incident = Incident.objects.get(title="三桥路口车辆落水")
+    assert incident.region_id == world.street.pk
+    assert incident.source == Incident.Source.HOTLINE
+    chrome.screenshot(a, "intake")

@@ -220,3 +220,45 @@ def test_a_call_from_outside_the_operators_regions_is_refused(scene: Scene) -> N
 
 def test_a_liaison_cannot_take_calls(scene: Scene, liaison: object) -> None:
     assert client_for(liaison).get(reverse("admin:incidents_incident_add")).status_code == 403
+
+
+def _picker(response: object) -> dict[str, object]:
+    import html
+    import json
+    import re
+
+    found = re.search(r'id="xc-pick"[^>]*data-config="([^"]*)"', response.content.decode())  # type: ignore[attr-defined]
+    assert found, "the intake page has no location picker"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def test_the_intake_page_has_a_map_picker_with_the_operators_region_guide_and_no_tiles(
+    scene: Scene,
+) -> None:
+    response = client_for(scene.operator).get(reverse("admin:incidents_incident_add"), **ZH)
+
+    assert response.status_code == 200
+    config = _picker(response)
+    assert config["tiles"] is None  # offline by default: outlines on a plain background
+    assert config["regions_url"] == reverse("admin:console_dutydesk_map_data", args=["regions"])
+    page = response.content.decode()
+    assert "/static/console/intake_map.js" in page
+    assert "/static/console/vendor/leaflet/leaflet.js" in page
+    assert "<script>" not in page  # nothing inline (CSP)
+    assert "img-src 'self' data:;" in response["Content-Security-Policy"] + ";"
+
+
+def test_with_tiles_configured_the_intake_page_allows_their_images_and_hands_them_over(
+    scene: Scene, settings: object
+) -> None:
+    settings.CONSOLE_MAP_TILES_URL = (
+        "https://t{s}.tianditu.gov.cn/vec_w/wmts?x={x}&y={y}&z={z}&tk=k"  # type: ignore[attr-defined]
+    )
+    settings.CONSOLE_MAP_TILES_SUBDOMAINS = ["0", "1"]  # type: ignore[attr-defined]
+
+    response = client_for(scene.operator).get(reverse("admin:incidents_incident_add"), **ZH)
+
+    assert _picker(response)["tiles"]["url"].startswith("https://t{s}.tianditu.gov.cn/")  # type: ignore[index]
+    csp = response["Content-Security-Policy"]
+    assert "https://t0.tianditu.gov.cn" in csp
+    assert "https://t1.tianditu.gov.cn" in csp
