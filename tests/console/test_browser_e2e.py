@@ -347,6 +347,7 @@ def test_a_phone_call_is_placed_by_clicking_the_map_and_filed_at_that_street(
     lat, lng = float(a.input_value("#id_lat")), float(a.input_value("#id_lng"))
     assert abs(lat - SANQIAO[0]) < 0.002
     assert abs(lng - SANQIAO[1]) < 0.002
+    chrome.screenshot(a, "intake")
     # and the call, taken down and confirmed, is an incident at that street
     a.select_option("select[name=category]", "A01")
     a.fill("input[name=title]", "三桥路口车辆落水")
@@ -357,4 +358,3 @@ def test_a_phone_call_is_placed_by_clicking_the_map_and_filed_at_that_street(
     incident = Incident.objects.get(title="三桥路口车辆落水")
     assert incident.region_id == world.street.pk
     assert incident.source == Incident.Source.HOTLINE
-    chrome.screenshot(a, "intake")

@@ -52,7 +52,10 @@
     var pin = null;
     function pinAt(at) {
       if (!pin) {
-        pin = L.marker(at, { draggable: true, keyboard: true }).addTo(map);
+        // A drawn pin, not Leaflet's default image: its path is guessed from leaflet.css's
+        // URL, which the hashed static file names defeat.
+        var icon = L.divIcon({ className: "xc-map-marker", html: '<div class="xc-map-pin xc-pick-pin"></div>', iconSize: [26, 26], iconAnchor: [13, 13] });
+        pin = L.marker(at, { draggable: true, keyboard: true, icon: icon }).addTo(map);
         pin.on("dragend", function () { write(pin.getLatLng()); });
       } else {
         pin.setLatLng(at);
