@@ -72,7 +72,6 @@
       lngInput.value = p[1].toFixed(6);
       latInput.dispatchEvent(new Event("change", { bubbles: true }));
       lngInput.dispatchEvent(new Event("change", { bubbles: true }));
-      root.setAttribute("data-picked", latInput.value + "," + lngInput.value);
     }
     function typed() {
       var lat = parseFloat(latInput.value), lng = parseFloat(lngInput.value);
