@@ -62,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="each request a new caller: Idempotency-Key, X-Device-Id, address, phone",
     )
+    parser.add_argument(
+        "--session",
+        action="store_true",
+        help="log --user in with a session (admin pages such as the duty board), not a JWT",
+    )
     parser.add_argument("--requests", type=int, default=200, help="profiled requests")
     parser.add_argument("--interval", type=float, default=0.0002, help="sampling interval (s)")
     parser.add_argument(
@@ -90,10 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     from rest_framework_simplejwt.tokens import AccessToken
 
     headers: dict[str, str] = {"HTTP_HOST": "127.0.0.1", "HTTP_ACCEPT": "application/json"}
-    if args.user:
-        user = get_user_model().objects.get(username=args.user)
+    user = get_user_model().objects.get(username=args.user) if args.user else None
+    if user is not None and not args.session:
         headers["HTTP_AUTHORIZATION"] = f"Bearer {AccessToken.for_user(user)}"
+    if args.session:
+        headers["HTTP_ACCEPT"] = "text/html"
     client = Client(**headers)
+    if user is not None and args.session:
+        client.force_login(user)
     body = json.loads(args.json) if args.json else None
     counter = itertools.count(1)
 
