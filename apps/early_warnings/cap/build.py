@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from xml.etree import ElementTree as ET  # noqa: N817 - building only; parse.py reads input
+from xml.etree import ElementTree as ET  # writing only: parse.py reads with defusedxml
 
 from apps.early_warnings.cap.errors import cap_unrepresentable
 from apps.early_warnings.cap.model import (

@@ -44,9 +44,7 @@ def cap_too_large(size: int, limit: int) -> ApplicationError:
         CapErrorCode.CAP_TOO_LARGE,
         _("The CAP message is too large."),
         extra={
-            "problems": [
-                Problem(line=None, path="/", reason=f"{size} bytes, limit {limit} bytes")
-            ],
+            "problems": [Problem(line=None, path="/", reason=f"{size} bytes, limit {limit} bytes")],
             "limit": limit,
         },
         status=413,

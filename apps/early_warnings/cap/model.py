@@ -290,7 +290,9 @@ class Resource:
     def __post_init__(self) -> None:
         _text(self, "resource_desc", optional=False)
         _text(self, "mime_type", optional=False)
-        if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int)):
+        if self.size is not None and (
+            isinstance(self.size, bool) or not isinstance(self.size, int)
+        ):
             raise CapValueError("size", "must be an integer")
         for name in ("uri", "deref_uri", "digest"):
             _text(self, name, optional=True)
