@@ -108,7 +108,7 @@ def test_an_empty_optional_text_reads_as_absent() -> None:
 
 def test_a_polygon_must_be_closed_and_have_four_points() -> None:
     with pytest.raises(CapValueError, match="closed"):
-        Area("x", polygons=[SQUARE[:-1] + [Point(35.0, 108.0)]])
+        Area("x", polygons=[[*SQUARE[:-1], Point(35.0, 108.0)]])
     with pytest.raises(CapValueError, match="four"):
         Area("x", polygons=[[SQUARE[0], SQUARE[1], SQUARE[0]]])
 

@@ -91,9 +91,7 @@ def test_the_earthquake_example_is_an_update_with_its_reference_and_a_circle() -
     assert alert.identifier == "TRI13970876.2"
     assert alert.msg_type is MsgType.UPDATE
     assert alert.references == (
-        Reference(
-            "trinet@caltech.edu", "TRI13970876.1", datetime(2003, 6, 11, 20, 30, tzinfo=PDT)
-        ),
+        Reference("trinet@caltech.edu", "TRI13970876.1", datetime(2003, 6, 11, 20, 30, tzinfo=PDT)),
     )
     assert alert.infos[0].areas[0].circles == (Circle(Point(32.9525, -115.5527), 0),)
     assert len(alert.infos[0].parameters) == 5

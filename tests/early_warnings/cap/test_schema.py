@@ -9,7 +9,9 @@ from tests.early_warnings.cap.conftest import EXAMPLES
 
 EXAMPLE_SHA256 = {
     "Oasis_AmberAlert.xml": "76bbc53a7887c561d70a545083c956721b046fcb054e90d2b6ae278adf2b6c46",
-    "Oasis_EarthquakeReport.xml": "d021268c51459ae96de61ac370c2d01606c73a049513815f6d1b27973153eeaa",
+    "Oasis_EarthquakeReport.xml": (
+        "d021268c51459ae96de61ac370c2d01606c73a049513815f6d1b27973153eeaa"
+    ),
     "Oasis_HomelandAlert.xml": "d1dceac71450af12b43d5a9a0cabc7c3f100201fb81ff32b166b0e6dd4c78d49",
     "Oasis_ThunderstormWarning.xml": (
         "a81f20fafb156772119975a0376e64f47c7027447a80571dbadaf6a15911f71d"
