@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from django.utils import translation
 
 from apps.core.errors import ApplicationError
 from apps.early_warnings.cap.build import alert_to_xml
@@ -268,3 +269,8 @@ def test_another_root_element_is_refused() -> None:
 def test_text_is_not_accepted_in_place_of_bytes() -> None:
     with pytest.raises(TypeError):
         parse_alert(VALID.decode())  # type: ignore[arg-type]
+
+
+def test_the_refusal_message_is_translated_for_operators() -> None:
+    with translation.override("zh-hans"):
+        assert str(refusal(b"x").message) == "该消息不是有效的 CAP 1.2 预警消息。"
