@@ -200,8 +200,8 @@ def severity_for(level_code: str) -> Severity:
 def urgency_for(level_code: str, *, sent: datetime, onset: datetime | None = None) -> Urgency:
     """The level's urgency, lowered when the hazard starts well after the message.
 
-    Red and orange signals (GB/T 27962 and the CMA signals) mean the hazard is happening
-    or imminent: ``Immediate``. Yellow means within hours: ``Expected``. Blue is the
+    Red and orange signals (气象灾害预警信号 and those modelled on them) mean the hazard
+    is happening or imminent: ``Immediate``. Yellow means within hours: ``Expected``. Blue is the
     lowest signal, a heads-up: ``Future``. An ``onset`` more than an hour after ``sent``
     makes it at most ``Expected``, more than six hours at most ``Future``.
     """
