@@ -642,6 +642,7 @@ def _ask(version: WarningVersion, targets: Sequence[Region]) -> list[Acknowledge
                 region_id=ack.region_id,
                 label=label,
                 severity=version.level,
+                started_at=version.sent,
             )
             for ack in acks
         ]
