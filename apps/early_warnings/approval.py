@@ -160,3 +160,18 @@ def decide(user: Any, version: WarningVersion, *, author_may_approve: bool = Fal
 
 def can_approve(user: Any, version: WarningVersion, *, author_may_approve: bool = False) -> bool:
     return decide(user, version, author_may_approve=author_may_approve).allowed
+
+
+def approval_rules_seed() -> int:
+    """Create the rows of :data:`DEFAULT_RULES` that are missing (existing rows, maybe
+    edited by an administrator, are kept); returns how many were created. Migration
+    ``0002`` seeds the same rows; this is for a database emptied since (tests)."""
+    created = 0
+    for (level, target_level), (role, approver_level) in DEFAULT_RULES.items():
+        _rule, made = ApprovalRule.objects.get_or_create(
+            level=level,
+            target_level=target_level,
+            defaults={"approver_role": role, "approver_level": approver_level},
+        )
+        created += int(made)
+    return created

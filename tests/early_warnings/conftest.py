@@ -16,6 +16,7 @@ import pytest
 from apps.accounts.models import Role, User
 from apps.accounts.services import membership_grant
 from apps.early_warnings import services
+from apps.early_warnings.approval import approval_rules_seed
 from apps.regions.models import Region, RegionKind, RegionLevel
 from apps.sla import policies
 from apps.sla.services.seed import policies_load_fixture
@@ -68,6 +69,7 @@ def cast(db: None) -> Cast:
         level=RegionLevel.UNIT,
     )
     policies_load_fixture()
+    approval_rules_seed()  # a transactional test elsewhere may have flushed the seed
     roster_person = CitizenFactory()
     services.responsible_person_add(
         by=None, region_id=tree.sanqiao.pk, user_id=roster_person.pk, role="leader"
