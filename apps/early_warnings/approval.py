@@ -129,11 +129,7 @@ def decide(user: Any, version: WarningVersion, *, author_may_approve: bool = Fal
     )
     if user is None or not getattr(user, "is_authenticated", False):
         return refused
-    if (
-        version.created_by_id == user.pk
-        and not rule.allow_self_approval
-        and not author_may_approve
-    ):
+    if version.created_by_id == user.pk and not rule.allow_self_approval and not author_may_approve:
         return Decision(
             False,
             WarningErrorCode.APPROVAL_NOT_ALLOWED,

@@ -67,7 +67,9 @@ def warnings_history(*, region: Region | None = None) -> QuerySet[WarningVersion
     """Warnings that ended (cancelled or expired) in the last
     ``EARLY_WARNINGS_HISTORY_DAYS``, at ``region`` (or anywhere); newest first. The cancel
     message itself is not listed: the warning it ended is."""
-    since = timezone.now() - timedelta(days=int(getattr(settings, "EARLY_WARNINGS_HISTORY_DAYS", 30)))
+    since = timezone.now() - timedelta(
+        days=int(getattr(settings, "EARLY_WARNINGS_HISTORY_DAYS", 30))
+    )
     qs = WarningVersion.objects.filter(status__in=ENDED_STATUSES, ended_at__gte=since).exclude(
         msg_type=MsgType.CANCEL
     )
@@ -110,9 +112,7 @@ def staff_scope_q(user: Any) -> Q:
     for path in scope.paths:
         parts = path.strip("/").split("/")
         above = ["/" + "/".join(parts[:i]) + "/" for i in range(1, len(parts) + 1)]
-        condition |= Q(targets__region__path__startswith=path) | Q(
-            targets__region__path__in=above
-        )
+        condition |= Q(targets__region__path__startswith=path) | Q(targets__region__path__in=above)
     return condition
 
 

@@ -47,8 +47,8 @@ from apps.early_warnings.errors import WarningErrorCode
 from apps.early_warnings.escalation import SUBJECT_ACK
 from apps.early_warnings.models import (
     OPEN_STATUSES,
-    Acknowledgement,
     AckChannel,
+    Acknowledgement,
     MsgType,
     PersonRole,
     ResponsiblePerson,
@@ -233,9 +233,7 @@ def _regions(targets: Sequence[Any]) -> list[Region]:
         raise field_error("targets", _("Name at least one target region."), code="required")
     ids = {int(t) for t in targets if isinstance(t, int)}
     codes = {str(t) for t in targets if not isinstance(t, int)}
-    found = list(
-        Region.objects.filter(is_active=True).filter(Q(pk__in=ids) | Q(code__in=codes))
-    )
+    found = list(Region.objects.filter(is_active=True).filter(Q(pk__in=ids) | Q(code__in=codes)))
     if not ids <= {r.pk for r in found} or not codes <= {r.code for r in found}:
         raise field_error("targets", _("Unknown or inactive region."), code="does_not_exist")
     unique = sorted({r.pk: r for r in found}.values(), key=lambda r: r.path)
@@ -517,7 +515,7 @@ def _publish_if_approver(chain: WarningChain, version: WarningVersion, by: Any) 
     return version
 
 
-# --- Publication -----------------------------------------------------------------------------------
+# --- Publication ------------------------------------------------------------------------------
 
 
 def _publish(
@@ -663,7 +661,7 @@ def _close_ack_clocks(chain: WarningChain, *, reason: str, at: datetime) -> int:
     )
 
 
-# --- Expiry -------------------------------------------------------------------------------------------
+# --- Expiry -----------------------------------------------------------------------------------
 
 
 def warnings_expire_due(*, now: datetime | None = None) -> int:
@@ -691,9 +689,7 @@ def warnings_expire_due(*, now: datetime | None = None) -> int:
             ).update(status=WarningStatus.EXPIRED, ended_at=now, updated_at=timezone.now())
             if not changed:
                 continue
-            version = WarningVersion.objects.prefetch_related("targets__region").get(
-                pk=version_id
-            )
+            version = WarningVersion.objects.prefetch_related("targets__region").get(pk=version_id)
             _close_ack_clocks(chain, reason="expired", at=now)
             _timeline(chain, version, TimelineKind.EXPIRED, None, at=now)
             fanout.announce(
@@ -703,7 +699,7 @@ def warnings_expire_due(*, now: datetime | None = None) -> int:
     return expired
 
 
-# --- Received from upstream -----------------------------------------------------------------------
+# --- Received from upstream -------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -731,9 +727,7 @@ def warning_receive(
     stored version. The chain is the one holding any of ``references`` (upstream or own
     identifiers), else a new one. No approval: upstream approved it; the fan-out and the
     叫应 round run as for a warning issued here."""
-    upstream_identifier = required_text(
-        "upstream_identifier", upstream_identifier, max_length=200
-    )
+    upstream_identifier = required_text("upstream_identifier", upstream_identifier, max_length=200)
     existing = WarningVersion.objects.filter(
         upstream_identifier=upstream_identifier, upstream_sender=upstream_sender
     ).first()
@@ -796,7 +790,7 @@ def warning_receive(
     return version
 
 
-# --- 叫应 -------------------------------------------------------------------------------------------
+# --- 叫应 ---------------------------------------------------------------------------------------
 
 
 def warning_acknowledge(
@@ -859,7 +853,7 @@ def warning_acknowledge(
     return ack
 
 
-# --- The roster -------------------------------------------------------------------------------------
+# --- The roster -------------------------------------------------------------------------------
 
 
 @transaction.atomic

@@ -68,7 +68,12 @@ def test_the_roster_is_kept_through_the_services_and_scoped(cast: Cast) -> None:
     )
     assert added.status_code == 302, added.content.decode()[:2000]
     row = ResponsiblePerson.objects.get(user=person)
-    assert (row.region, row.role, row.order, row.is_active) == (cast.sanqiao, "grid_worker", 2, True)
+    assert (row.region, row.role, row.order, row.is_active) == (
+        cast.sanqiao,
+        "grid_worker",
+        2,
+        True,
+    )
     # the 沣西 operator cannot see it, nor take it off the roster with the action
     listing = admin_client(cast.outsider).get(
         reverse("admin:early_warnings_responsibleperson_changelist")

@@ -116,13 +116,9 @@ def test_a_responsible_person_lists_what_they_must_answer_and_answers_once_with_
     assert pending.status_code == 200
     assert [row["warning"]["id"] for row in pending.json()] == [town_warning.pk]
     key = str(uuid.uuid4())
-    first = client.post(
-        f"/api/v1/warnings/{town_warning.pk}/ack/", {}, HTTP_IDEMPOTENCY_KEY=key
-    )
+    first = client.post(f"/api/v1/warnings/{town_warning.pk}/ack/", {}, HTTP_IDEMPOTENCY_KEY=key)
     assert first.status_code == 200, first.content
-    replay = client.post(
-        f"/api/v1/warnings/{town_warning.pk}/ack/", {}, HTTP_IDEMPOTENCY_KEY=key
-    )
+    replay = client.post(f"/api/v1/warnings/{town_warning.pk}/ack/", {}, HTTP_IDEMPOTENCY_KEY=key)
     assert replay.status_code == 200
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json() == first.json()
@@ -157,9 +153,7 @@ def test_staff_list_the_warnings_of_their_scope_in_constant_queries(
     assert outsider.json()["results"] == []
 
 
-def test_staff_read_the_ack_board_and_another_town_gets_404(
-    cast: Cast, town_warning: Any
-) -> None:
+def test_staff_read_the_ack_board_and_another_town_gets_404(cast: Cast, town_warning: Any) -> None:
     services.warning_acknowledge(version_id=town_warning.pk, user=cast.grid)
     detail = client_for(cast.town_commander).get(f"/api/v1/warnings/{town_warning.pk}/")
     assert detail.status_code == 200

@@ -14,7 +14,7 @@ from tests.factories.early_warnings import draft
 pytestmark = pytest.mark.django_db
 
 
-def _pending(cast: Cast, *, level: str, targets: list[object]):  # noqa: ANN202
+def _pending(cast: Cast, *, level: str, targets: list[object]):
     version = draft(by=cast.town_operator, targets=targets, level=level)
     return services.warning_submit(version_id=version.pk, by=cast.town_operator)
 
@@ -106,7 +106,9 @@ def test_a_refusal_sends_the_warning_back_to_draft_with_its_reason(cast: Cast) -
     entry = WarningTimelineEntry.objects.filter(chain=rejected.chain).latest("id")
     assert (entry.kind, entry.reason, entry.actor) == ("rejected", "措辞", cast.town_operator2)
     # and it can be edited and submitted again
-    services.warning_update_draft(version_id=version.pk, by=cast.town_operator, title="暴雨蓝色预警")
+    services.warning_update_draft(
+        version_id=version.pk, by=cast.town_operator, title="暴雨蓝色预警"
+    )
     again = services.warning_submit(version_id=version.pk, by=cast.town_operator)
     assert again.status == WarningStatus.PENDING_APPROVAL
     assert again.rejection_reason == ""

@@ -36,9 +36,7 @@ def _person_rows(version: WarningVersion, event: str) -> list[Notification]:
 
 
 def _events(kind: str) -> dict[str, int]:
-    return dict(
-        Event.objects.filter(kind=kind).values_list("stream", "seq").order_by("stream")
-    )
+    return dict(Event.objects.filter(kind=kind).values_list("stream", "seq").order_by("stream"))
 
 
 def test_publishing_reaches_every_target_topic_stream_and_responsible_person_after_commit(
@@ -117,15 +115,14 @@ def test_a_red_warning_is_high_priority_and_marked_red_so_no_preference_mutes_it
         by=cast.area_commander, approver=other, targets=[cast.sanqiao.pk], level="red"
     )
     pushes = _person_rows(version, "published")
-    assert pushes and {row.priority for row in pushes} == {Priority.HIGH}
+    assert pushes
+    assert {row.priority for row in pushes} == {Priority.HIGH}
     assert all(mute_reason(row) == "" for row in pushes)
 
 
 def test_an_update_supersedes_the_live_version_and_restarts_the_ack_round(cast: Cast) -> None:
     # given a published blue warning, answered by the grid worker
-    live = published(
-        by=cast.town_operator, approver=cast.town_operator2, targets=[cast.sanqiao.pk]
-    )
+    live = published(by=cast.town_operator, approver=cast.town_operator2, targets=[cast.sanqiao.pk])
     services.warning_acknowledge(version_id=live.pk, user=cast.grid)
     # when its approver raises it to yellow: published at once (same approver), v2
     update = services.warning_update(
@@ -155,9 +152,7 @@ def test_an_update_supersedes_the_live_version_and_restarts_the_ack_round(cast: 
 
 
 def test_an_update_by_someone_else_waits_for_approval(cast: Cast) -> None:
-    live = published(
-        by=cast.town_operator, approver=cast.town_operator2, targets=[cast.sanqiao.pk]
-    )
+    live = published(by=cast.town_operator, approver=cast.town_operator2, targets=[cast.sanqiao.pk])
     update = services.warning_update(version_id=live.pk, by=cast.town_operator, title="更新")
     assert update.status == WarningStatus.PENDING_APPROVAL
     live.refresh_from_db()
@@ -167,9 +162,7 @@ def test_an_update_by_someone_else_waits_for_approval(cast: Cast) -> None:
 
 
 def test_a_cancel_ends_the_warning_stops_every_clock_and_tells_everyone(cast: Cast) -> None:
-    live = published(
-        by=cast.town_operator, approver=cast.town_operator2, targets=[cast.sanqiao.pk]
-    )
+    live = published(by=cast.town_operator, approver=cast.town_operator2, targets=[cast.sanqiao.pk])
     people = {a.user_id for a in Acknowledgement.objects.filter(version=live)}
     cancel = services.warning_cancel(version_id=live.pk, by=cast.town_operator2, reason="雨停")
     assert cancel.msg_type == MsgType.CANCEL
@@ -231,9 +224,7 @@ def test_expiry_comes_by_itself_once_and_stops_the_clocks(cast: Cast) -> None:
 
     from apps.early_warnings.tasks import warnings_expire_due
 
-    live = published(
-        by=cast.town_operator, approver=cast.town_operator2, targets=[cast.sanqiao.pk]
-    )
+    live = published(by=cast.town_operator, approver=cast.town_operator2, targets=[cast.sanqiao.pk])
     # one second before: nothing
     with time_machine.travel(live.expires - timedelta(seconds=1), tick=False):
         assert warnings_expire_due() == 0

@@ -429,6 +429,12 @@ SPECTACULAR_SETTINGS = {
         "TeamKindEnum": "apps.dispatch.models.TeamKind",
         "TaskStatusEnum": "apps.dispatch.models.TaskStatus",
         "DepartmentKindEnum": "apps.dispatch.models.DepartmentKind",
+        "WarningStatusEnum": "apps.early_warnings.models.WarningStatus",
+        "WarningLevelEnum": "apps.early_warnings.models.WarningLevel",
+        "WarningTypeEnum": "apps.early_warnings.models.WarningType",
+        "WarningMsgTypeEnum": "apps.early_warnings.models.MsgType",
+        "WarningPersonRoleEnum": "apps.early_warnings.models.PersonRole",
+        "WarningAckChannelEnum": "apps.early_warnings.models.AckChannel",
     },
 }
 
