@@ -47,14 +47,14 @@ from django.utils import timezone
 from apps.accounts.models import Device, Role, User
 from apps.accounts.services import membership_grant
 from apps.dispatch.models import DispatchTask, RoomMessage, Team, TeamStatus
-from apps.incidents.models import Attachment, Category, Incident, IncidentStatus, Report
 from apps.early_warnings.approval import approval_rules_seed
 from apps.early_warnings.models import WarningVersion
+from apps.incidents.models import Attachment, Category, Incident, IncidentStatus, Report
 from apps.notifications.models import Notification
 from apps.regions.models import Region, RegionKind, RegionLevel
 from tests.factories.accounts import CitizenFactory, DeviceFactory, StaffUserFactory
-from tests.factories.early_warnings import published as published_warning
 from tests.factories.dispatch import DispatchTaskFactory, TeamFactory, TeamMemberFactory
+from tests.factories.early_warnings import published as published_warning
 from tests.factories.incidents import (
     AttachmentFactory,
     CategoryFactory,
