@@ -170,7 +170,7 @@ def _check_compose(user: Any, regions: Iterable[Region]) -> None:
 def _illegal(version: WarningVersion, action: str) -> ApplicationError:
     return ApplicationError(
         WarningErrorCode.ILLEGAL_TRANSITION,
-        _("This warning cannot be %(action)s in its current state.") % {"action": action},
+        _("The warning's current state does not allow this."),
         extra={"status": version.status, "action": action},
         status=409,
     )
