@@ -29,6 +29,7 @@ api_v1 = [
     path("", include("apps.incidents.api.urls")),
     path("", include("apps.dispatch.api.urls")),
     path("", include("apps.notifications.api.urls")),
+    path("", include("apps.early_warnings.api.urls")),
     path("", include("apps.analytics.api.urls")),
 ]
 

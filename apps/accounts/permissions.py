@@ -46,6 +46,9 @@ class Capability(StrEnum):
     ROOM = "room"  # read and post in the incident room (会商)
     POSITIONS_READ = "positions.read"  # the live map and track replay
     KPI_READ = "kpi.read"  # the first-time KPIs
+    WARNING_READ = "warning.read"  # early warnings of the scope and their 叫应 board
+    WARNING_COMPOSE = "warning.compose"  # draft, submit, update, cancel; the 责任人 roster
+    WARNING_APPROVE = "warning.approve"  # approve/refuse, as the approval rule allows
 
 
 _READER = frozenset({Capability.INCIDENT_READ, Capability.KPI_READ})
@@ -66,6 +69,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
         Capability.POST_MEMBER,
         Capability.ROOM,
         Capability.POSITIONS_READ,
+        Capability.WARNING_READ,
     },
     Role.OPERATOR: _COMMAND,
     Role.COMMANDER: _COMMAND,

@@ -53,6 +53,7 @@ OBJECTS: dict[str, tuple[str, ...]] = {
     "device": ("own", "other"),
     "notification": ("own", "other"),
     "open311_request": ("own", "out"),
+    "warning": ("in", "out"),
 }
 NO_OBJECT = "-"
 
@@ -78,6 +79,8 @@ def path_kwargs(world: World, kind: str | None, name: str) -> dict[str, Any]:
         kwargs["device_id"] = world.devices[name].pk
     elif kind == "notification":
         kwargs["notification_id"] = world.notifications[name].pk
+    elif kind == "warning":
+        kwargs["warning_id"] = world.warnings[name].pk
     elif kind == "open311_request":
         kwargs["service_request_id"] = world.reports[name].pk
     return kwargs
@@ -336,6 +339,14 @@ RECIPES: dict[str, Recipe] = {
     "GET /api/v1/me/notification-preferences/": R(),
     "PUT /api/v1/me/notification-preferences/": R(body={"mute_off_duty": False}),
     "GET /api/v1/analytics/kpis/": R(),
+    # --- early warnings
+    "GET /api/v1/warnings/active/": R(query="region=fd-sanqiao"),
+    "GET /api/v1/warnings/history/": R(),
+    "GET /api/v1/warnings/topics/": R(query="home_region=fd-sanqiao&lat=34.276&lng=108.85"),
+    "GET /api/v1/me/warning-acks/": R(),
+    "POST /api/v1/warnings/{warning_id}/ack/": R(kind="warning", body={}),
+    "GET /api/v1/warnings/": R(),
+    "GET /api/v1/warnings/{warning_id}/": R(kind="warning"),
     # --- Open311 GeoReport v2 (public by design: redacted, no reporter)
     "GET /open311/v2/discovery.{fmt}": R(),
     "GET /open311/v2/services.{fmt}": R(),

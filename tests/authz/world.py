@@ -47,11 +47,14 @@ from django.utils import timezone
 from apps.accounts.models import Device, Role, User
 from apps.accounts.services import membership_grant
 from apps.dispatch.models import DispatchTask, RoomMessage, Team, TeamStatus
+from apps.early_warnings.approval import approval_rules_seed
+from apps.early_warnings.models import WarningVersion
 from apps.incidents.models import Attachment, Category, Incident, IncidentStatus, Report
 from apps.notifications.models import Notification
 from apps.regions.models import Region, RegionKind, RegionLevel
 from tests.factories.accounts import CitizenFactory, DeviceFactory, StaffUserFactory
 from tests.factories.dispatch import DispatchTaskFactory, TeamFactory, TeamMemberFactory
+from tests.factories.early_warnings import published as published_warning
 from tests.factories.incidents import (
     AttachmentFactory,
     CategoryFactory,
@@ -91,6 +94,7 @@ class World:
     regions: dict[str, Region]
     devices: dict[str, Device]
     notifications: dict[str, Notification]
+    warnings: dict[str, WarningVersion]
     tokens: dict[str, str]
     spare_incident: Incident  # an open 沣东 incident: a merge and duplicate target
     spare_team: Team  # team B, available: dispatch and reassign to it
@@ -216,6 +220,17 @@ def build_world() -> World:
         "out": _report(tree.diaotai, None, "+8613955550008", category),
     }
     attachments = {name: report.attachments.get() for name, report in reports.items()}
+    # Warnings (blue, street level): ``in`` for 三桥 (its team leader — the responder —
+    # and the grid worker of 三桥火车站社区 must answer), ``out`` for 钓台.
+    approval_rules_seed()
+    warnings = {
+        "in": published_warning(
+            by=users["operator"], approver=users["commander"], targets=[tree.sanqiao.pk]
+        ),
+        "out": published_warning(
+            by=users["operator_out"], approver=users["commander"], targets=[tree.diaotai.pk]
+        ),
+    }
     world = World(
         tree=tree,
         community=community,
@@ -232,6 +247,7 @@ def build_world() -> World:
             "own": NotificationFactory(user=citizen),
             "other": NotificationFactory(user=citizen2),
         },
+        warnings=warnings,
         tokens={"own": reports["own"].token, "unknown": secrets.token_urlsafe(32)},
         spare_incident=spare,
         spare_team=team_b,

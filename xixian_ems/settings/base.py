@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "apps.sla",
     "apps.incidents",
     "apps.dispatch",
+    "apps.early_warnings",
     "apps.open311",
     "apps.analytics",
 ]
@@ -384,6 +385,8 @@ REST_FRAMEWORK = {
         "report_phone": env.str("THROTTLE_REPORT_PHONE", default="10/minute"),
         "sos_ip": env.str("THROTTLE_SOS_IP", default="120/minute"),
         "sos_device": env.str("THROTTLE_SOS_DEVICE", default="6/minute"),
+        # Citizens' warning reads (anonymous allowed): per user, else per address.
+        "warnings_public": env.str("THROTTLE_WARNINGS_PUBLIC", default="120/minute"),
     },
     # Never consulted: every throttle's get_ident is apps.core.client_address (see
     # TRUSTED_PROXIES). 0 keeps a DRF throttle that slipped past that from trusting a
@@ -426,6 +429,12 @@ SPECTACULAR_SETTINGS = {
         "TeamKindEnum": "apps.dispatch.models.TeamKind",
         "TaskStatusEnum": "apps.dispatch.models.TaskStatus",
         "DepartmentKindEnum": "apps.dispatch.models.DepartmentKind",
+        "WarningStatusEnum": "apps.early_warnings.models.WarningStatus",
+        "WarningLevelEnum": "apps.early_warnings.models.WarningLevel",
+        "WarningTypeEnum": "apps.early_warnings.models.WarningType",
+        "WarningMsgTypeEnum": "apps.early_warnings.models.MsgType",
+        "WarningPersonRoleEnum": "apps.early_warnings.models.PersonRole",
+        "WarningAckChannelEnum": "apps.early_warnings.models.AckChannel",
     },
 }
 
@@ -566,6 +575,23 @@ CELERY_BEAT_SCHEDULE["sla-sweep"] = {
     "task": "apps.sla.tasks.sla_sweep",
     "schedule": SLA_SWEEP_INTERVAL_SECONDS,
     "options": {"queue": SLA_SWEEP_QUEUE, "expires": max(2.0, 4 * SLA_SWEEP_INTERVAL_SECONDS)},
+}
+
+# --- Early warnings (apps.early_warnings, docs/early-warnings.md) --------------------------
+# CAP sender of the warnings issued here, and the prefix of their identifiers
+# (CN-XIXIAN-EW-<yyyymmdd>-<chain>-v<n>).
+EARLY_WARNINGS_SENDER = env.str("EARLY_WARNINGS_SENDER", default="xixian-ems@xixian.gov.cn")
+EARLY_WARNINGS_IDENTIFIER_PREFIX = env.str(
+    "EARLY_WARNINGS_IDENTIFIER_PREFIX", default="CN-XIXIAN-EW"
+)
+# Besides the roster, the active duty officers, team leaders and grid workers of a target
+# subtree answer (叫应) its warnings.
+EARLY_WARNINGS_ROLE_HOLDERS_ANSWER = env.bool("EARLY_WARNINGS_ROLE_HOLDERS_ANSWER", default=True)
+# How far back the citizen's warning history reaches.
+EARLY_WARNINGS_HISTORY_DAYS = env.int("EARLY_WARNINGS_HISTORY_DAYS", default=30)
+CELERY_BEAT_SCHEDULE["early-warnings-expire"] = {
+    "task": "apps.early_warnings.tasks.warnings_expire_due",
+    "schedule": env.float("EARLY_WARNINGS_EXPIRE_INTERVAL_SECONDS", default=15.0),
 }
 
 # --- Open311 GeoReport v2 ---------------------------------------------------------------

@@ -58,6 +58,7 @@ class Command(BaseCommand):
         if not options["no_seed"]:
             call_command("seed_demo", force=True)
             call_command("seed_dispatch_demo", force=True)
+            call_command("seed_warnings_demo", force=True)
 
         base = f"http://{options['host']}:{options['port']}"
         db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
