@@ -245,8 +245,9 @@ def _raw_executemany(
     for thread in pool:
         thread.join()
     elapsed = time.perf_counter() - started
-    if wrapped:
-        raise BenchError("raw baseline ran out of batches: raise REQUESTS")
+    # Out of batches before the deadline (a quiet machine inserts faster than REQUESTS
+    # allows for): the threads were busy until the last batch, so the rate over the time
+    # they took is still the rate; reusing batches would insert nothing (ON CONFLICT).
     latencies.sort()
     p99 = latencies[max(0, math.ceil(0.99 * len(latencies)) - 1)] * 1000
     return {
@@ -254,6 +255,8 @@ def _raw_executemany(
         "batches": len(latencies),
         "p99_ms": p99,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "ran_out_of_batches": wrapped,
+        "window_s": elapsed,
     }
 
 
@@ -392,6 +395,7 @@ def run(ctx: BenchContext) -> list[Figure]:
     print(
         f"  {'raw executemany':<24} {raw['points_per_s']:>9,.1f} pts/s  "
         f"p50 {raw['p50_ms']:7.2f} ms  p99 {raw['p99_ms']:7.2f} ms  batches={raw['batches']}"
+        f"{' (ran out of batches: rate over its own window)' if raw['ran_out_of_batches'] else ''}"
     )
     raw_written = _tuples_written(counters_after, _tuple_counters(ctx))
     raw_points = int(ctx.sql(f"SELECT count(*) FROM {RAW_TABLE}")[0][0])  # noqa: S608
