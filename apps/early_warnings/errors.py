@@ -14,3 +14,6 @@ class WarningErrorCode(StrEnum):
     ACK_NOT_FOUND = "warning_ack_not_found"  # not addressed to me
     NOT_ACTIVE = "warning_not_active"  # superseded, cancelled or expired
     PERSON_NOT_FOUND = "warning_person_not_found"
+    CAP_NOT_ACTUAL = "warning_cap_not_actual"  # import: an Exercise/Test/System/Draft message
+    CAP_UNSUPPORTED = "warning_cap_unsupported"  # import: msgType Ack or Error
+    CAP_NO_AREA = "warning_cap_no_area"  # import: no region at all to target

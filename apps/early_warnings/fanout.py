@@ -16,7 +16,8 @@ published on commit (``apps.realtime.events``).
   ``ew:<version>:<event>:p:u<user>``).
 
 Red and orange go out with high priority (FCM high priority wakes a dozing phone); red
-warnings are never muted by an off-duty preference (``apps.notifications.delivery``).
+and orange warnings are never muted by an off-duty preference
+(``apps.notifications.delivery.UNMUTED_WARNING_LEVELS``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +25,7 @@ from apps.early_warnings.errors import WarningErrorCode
 from apps.early_warnings.models import (
     ENDED_STATUSES,
     LEVEL_RANK,
+    OPEN_STATUSES,
     Acknowledgement,
     MsgType,
     WarningStatus,
@@ -151,3 +152,39 @@ def ack_board(*, version: WarningVersion) -> AckBoard:
     rows.sort(key=lambda row: (row.acked_at is not None, row.acked_at or row.created_at))
     acked = sum(1 for row in rows if row.acked_at is not None)
     return AckBoard(rows=rows, acked=acked, silent=len(rows) - acked)
+
+
+# --- CAP 1.2 (docs/early-warnings.md, "CAP 1.2") -------------------------------------------
+
+
+def warning_for_cap(*, user: Any, version_id: int) -> WarningVersion:
+    """A version whose CAP document may be served to ``user``: any sent version (CAP
+    alerts are public documents); a draft or one awaiting approval only to staff who see
+    it (``warning.read`` in scope). 404 otherwise."""
+    version = (
+        _with_targets(WarningVersion.objects.filter(pk=version_id)).select_related("chain").first()
+    )
+    if version is not None and version.status in OPEN_STATUSES:
+        authenticated = user is not None and getattr(user, "is_authenticated", False)
+        if not authenticated or not warning_list(user=user).filter(pk=version_id).exists():
+            version = None
+    if version is None:
+        raise ApplicationError(WarningErrorCode.WARNING_NOT_FOUND, status=404)
+    return version
+
+
+def warnings_feed() -> QuerySet[WarningVersion]:
+    """The warnings in force anywhere (the live version of each chain), newest first."""
+    return _with_targets(
+        WarningVersion.objects.filter(status=WarningStatus.PUBLISHED, expires__gt=timezone.now())
+    ).order_by("-sent", "-id")
+
+
+def warnings_feed_changed_at() -> datetime | None:
+    """When a warning last left the feed (ended), for the feed's ``updated``."""
+    return (
+        WarningVersion.objects.filter(ended_at__isnull=False)
+        .order_by("-ended_at")
+        .values_list("ended_at", flat=True)
+        .first()
+    )

@@ -27,12 +27,13 @@ subtree), and one push per responsible person (``fanout``).
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -42,7 +43,9 @@ from apps.accounts.permissions import Capability, can
 from apps.core.errors import ApplicationError, ErrorCode
 from apps.core.scoping import scope_for
 from apps.core.validation import field_error, optional_text, required_text
-from apps.early_warnings import approval, fanout
+from apps.early_warnings import approval, cap_adapter, fanout
+from apps.early_warnings.cap.mapping import alert_to_received
+from apps.early_warnings.cap.parse import parse_alert
 from apps.early_warnings.errors import WarningErrorCode
 from apps.early_warnings.escalation import SUBJECT_ACK
 from apps.early_warnings.models import (
@@ -721,12 +724,15 @@ def warning_receive(
     description_en: str = "",
     instruction_en: str = "",
     raw: str = "",
+    notes: Sequence[str] = (),
+    by: Any = None,
 ) -> WarningVersion:
     """Store and publish a warning received from upstream (the CAP importer calls this
     with plain values). Idempotent by (upstream sender, identifier): a repeat returns the
     stored version. The chain is the one holding any of ``references`` (upstream or own
     identifiers), else a new one. No approval: upstream approved it; the fan-out and the
-    叫应 round run as for a warning issued here."""
+    叫应 round run as for a warning issued here. ``notes`` (how the importer read the
+    message) and ``by`` (who imported it, ``None``: the system) go to the timeline."""
     upstream_identifier = required_text("upstream_identifier", upstream_identifier, max_length=200)
     existing = WarningVersion.objects.filter(
         upstream_identifier=upstream_identifier, upstream_sender=upstream_sender
@@ -780,14 +786,43 @@ def warning_receive(
         **content,
     )
     version = _publish(chain, version, by=None, regions=regions)
-    _timeline(
-        chain,
-        version,
-        TimelineKind.RECEIVED,
-        None,
-        data={"upstream_identifier": upstream_identifier, "upstream_sender": upstream_sender},
-    )
+    data: dict[str, Any] = {
+        "upstream_identifier": upstream_identifier,
+        "upstream_sender": upstream_sender,
+    }
+    if notes:
+        data["notes"] = [str(note) for note in notes]
+    _timeline(chain, version, TimelineKind.RECEIVED, by, data=data)
     return version
+
+
+# Namespace of the per-message advisory lock of the CAP import (any constant of its own).
+_IMPORT_LOCK_NAMESPACE = 0x6361  # "ca"
+
+
+def _serialise_import(sender_: str, identifier: str) -> None:
+    """One import of a message (sender, identifier) at a time (PostgreSQL advisory lock,
+    released at commit): ``warning_receive``'s repeat check then sees the first import's
+    row instead of both storing it. SQLite serialises writers anyway."""
+    if connection.vendor == "postgresql":
+        key = zlib.crc32(f"{sender_}\n{identifier}".encode()) - 2**31
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_IMPORT_LOCK_NAMESPACE, key])
+
+
+@transaction.atomic
+def warning_import_cap(*, data: bytes, by: Any) -> WarningVersion:
+    """Import one CAP 1.2 message: ``parse_alert`` (size limit, safe XML, the XSD) →
+    ``alert_to_received`` → ``warning_receive``. ``by`` needs ``warning.compose`` over
+    every target region (``None``: the system, e.g. ``manage.py import_cap``). A refusal
+    stores nothing: 413/422 ``cap_*`` with ``extra.problems``, 422
+    ``warning_cap_not_actual`` / ``warning_cap_unsupported``, 403 out of scope.
+    Idempotent by (sender, identifier): a repeat returns the stored version."""
+    received = alert_to_received(parse_alert(data), raw_xml=data)
+    plan = cap_adapter.receive_plan(received)
+    _check_compose(by, _regions(plan.kwargs["targets"]))
+    _serialise_import(received.sender, received.identifier)
+    return warning_receive(**plan.kwargs, by=by)
 
 
 # --- 叫应 ---------------------------------------------------------------------------------------

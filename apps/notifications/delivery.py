@@ -64,9 +64,12 @@ logger = logging.getLogger(__name__)
 REQUEUE_GRACE = timedelta(seconds=10)
 SWEEP_BATCH = 500
 MAX_DEVICES = 100  # newest first; send_each takes at most 500 messages
-# The data key and value that make a warning red (never muted), as early_warnings sends it.
+# The data key and the levels of a warning that no off-duty preference mutes, as
+# early_warnings sends them: red and orange, the levels of a hazard under way or imminent.
 WARNING_LEVEL_KEY = "level"
 RED = "red"
+ORANGE = "orange"
+UNMUTED_WARNING_LEVELS = frozenset({RED, ORANGE})
 SMS_TEXT = _("[Xixian Emergency Connect] %(title)s: %(body)s")
 
 _jitter = random.SystemRandom()
@@ -300,10 +303,13 @@ def push_message(notification: Notification) -> PushMessage:
 
 def mute_reason(notification: Notification) -> str:
     """``muted_off_duty`` when the recipient mutes while off duty and is off duty now;
-    tasks, SOS alarms and red warnings are never muted."""
+    tasks, SOS alarms and red and orange warnings are never muted."""
     if notification.kind in (Kind.TASK, Kind.SOS):
         return ""
-    if notification.kind == Kind.WARNING and notification.data.get(WARNING_LEVEL_KEY) == RED:
+    if (
+        notification.kind == Kind.WARNING
+        and notification.data.get(WARNING_LEVEL_KEY) in UNMUTED_WARNING_LEVELS
+    ):
         return ""
     muting = NotificationPreference.objects.filter(
         user_id=notification.user_id, mute_off_duty=True

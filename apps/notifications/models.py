@@ -208,8 +208,9 @@ class Notification(BaseModel):
 class NotificationPreference(BaseModel):
     """How a person wants to be reached. No row means the defaults (nothing muted).
 
-    ``mute_off_duty``: no pushes while off duty, except tasks and red warnings, which
-    always go through (whether someone is on duty is asked of dispatch, see ``duty.py``).
+    ``mute_off_duty``: no pushes while off duty, except tasks, SOS alarms and red and
+    orange warnings, which always go through (whether someone is on duty is asked of
+    dispatch, see ``duty.py``).
     """
 
     user = models.OneToOneField(

@@ -96,8 +96,8 @@ def notify_users(
     phones of a team ring in parallel.
 
     Muting: a user who mutes while off duty gets nothing but tasks, SOS alarms and red
-    warnings, i.e. ``kind="task"`` or ``"sos"``, or ``kind="warning"`` with
-    ``data["level"] == "red"``.
+    or orange warnings, i.e. ``kind="task"`` or ``"sos"``, or ``kind="warning"`` with
+    ``data["level"]`` ``"red"`` or ``"orange"``.
     """
     spec = PushSpec(
         user_ids=user_ids,

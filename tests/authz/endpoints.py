@@ -54,6 +54,7 @@ OBJECTS: dict[str, tuple[str, ...]] = {
     "notification": ("own", "other"),
     "open311_request": ("own", "out"),
     "warning": ("in", "out"),
+    "cap_message": ("in", "out"),  # a CAP alert for 三桥 / for 钓台 (the import's body)
 }
 NO_OBJECT = "-"
 
@@ -166,6 +167,9 @@ class Recipe:
     prepare: Callable[[World, str], None] | None = None
     multipart: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    # A raw body sent as ``content_type`` instead of JSON (e.g. CAP XML).
+    raw: Callable[[World, str], bytes] | None = None
+    content_type: str = "application/json"
 
     def objects(self) -> tuple[str, ...]:
         return OBJECTS[self.kind] if self.kind else (NO_OBJECT,)
@@ -178,6 +182,32 @@ def _post_member(world: World, name: str) -> dict[str, Any]:
     """Someone eligible for the incident's post (a liaison of 沣东, an operator of 沣西)."""
     member = world.users["operator_out" if name == "out" else "liaison"]
     return {"add": [member.pk]}  # type: ignore[union-attr]
+
+
+def _cap_message(world: World, name: str) -> bytes:
+    """A CAP 1.2 alert whose geocode XIXIAN-REGION names 三桥 (``in``) or 钓台 (``out``)."""
+    region = world.regions[name]
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>AUTHZ-{name}</identifier>
+  <sender>authz@upstream.example</sender>
+  <sent>2025-07-15T14:30:00+08:00</sent>
+  <status>Actual</status>
+  <msgType>Alert</msgType>
+  <scope>Public</scope>
+  <info>
+    <category>Met</category>
+    <event>暴雨蓝色预警</event>
+    <urgency>Future</urgency>
+    <severity>Minor</severity>
+    <certainty>Likely</certainty>
+    <area>
+      <areaDesc>{region.name_zh}</areaDesc>
+      <geocode><valueName>XIXIAN-REGION</valueName><value>{region.code}</value></geocode>
+    </area>
+  </info>
+</alert>
+""".encode()
 
 
 SANQIAO = {"lat": 34.276, "lng": 108.85}
@@ -347,6 +377,11 @@ RECIPES: dict[str, Recipe] = {
     "POST /api/v1/warnings/{warning_id}/ack/": R(kind="warning", body={}),
     "GET /api/v1/warnings/": R(),
     "GET /api/v1/warnings/{warning_id}/": R(kind="warning"),
+    "GET /api/v1/warnings/{warning_id}/cap/": R(kind="warning"),
+    "GET /api/v1/warnings/feed/": R(),
+    "POST /api/v1/warnings/import/": R(
+        kind="cap_message", raw=_cap_message, content_type="application/cap+xml"
+    ),
     # --- Open311 GeoReport v2 (public by design: redacted, no reporter)
     "GET /open311/v2/discovery.{fmt}": R(),
     "GET /open311/v2/services.{fmt}": R(),

@@ -107,7 +107,15 @@ def request(world: World, endpoint: str, obj: str, role: str) -> HttpResponseBas
         if recipe.prepare is not None:
             recipe.prepare(world, obj)
         body = recipe.body_for(world, obj)
-        if recipe.multipart:
+        if recipe.raw is not None:
+            response = client.generic(
+                method,
+                path,
+                data=recipe.raw(world, obj),
+                content_type=recipe.content_type,
+                **headers,
+            )
+        elif recipe.multipart:
             response = client.generic(
                 method, path, data=_multipart(client, body or {}), **_multipart_headers(headers)
             )

@@ -103,8 +103,9 @@ def test_a_blue_warning_goes_with_normal_priority(cast: Cast) -> None:
     assert {row.priority for row in rows} == {Priority.NORMAL}
 
 
-def test_a_red_warning_is_high_priority_and_marked_red_so_no_preference_mutes_it(
-    cast: Cast,
+@pytest.mark.parametrize("level", ["red", "orange"])
+def test_a_red_or_orange_warning_is_high_priority_and_marked_so_no_preference_mutes_it(
+    cast: Cast, level: str
 ) -> None:
     other = type(cast.area_commander).objects.create(username="cmd-approver")
     from apps.accounts.services import membership_grant
@@ -112,11 +113,14 @@ def test_a_red_warning_is_high_priority_and_marked_red_so_no_preference_mutes_it
 
     membership_grant(user=other, region=cast.tree.root, role="commander")
     version = published(
-        by=cast.area_commander, approver=other, targets=[cast.sanqiao.pk], level="red"
+        by=cast.area_commander, approver=other, targets=[cast.sanqiao.pk], level=level
     )
     pushes = _person_rows(version, "published")
     assert pushes
     assert {row.priority for row in pushes} == {Priority.HIGH}
+    assert {row.data["level"] for row in pushes} == {level}
+    # the level the notifications app reads to let it through an off-duty mute
+    # (tests/notifications/test_delivery.py proves the mute itself per level)
     assert all(mute_reason(row) == "" for row in pushes)
 
 

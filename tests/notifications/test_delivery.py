@@ -223,12 +223,15 @@ def off_duty_responder() -> Any:
     [
         (Kind.INFO, {}, Status.SKIPPED),
         (Kind.ESCALATION, {}, Status.SKIPPED),
-        (Kind.WARNING, {"level": "orange"}, Status.SKIPPED),
+        (Kind.WARNING, {"level": "blue"}, Status.SKIPPED),
+        (Kind.WARNING, {"level": "yellow"}, Status.SKIPPED),
+        (Kind.WARNING, {"level": "orange"}, Status.SENT),
         (Kind.WARNING, {"level": "red"}, Status.SENT),
+        (Kind.SOS, {}, Status.SENT),
         (Kind.TASK, {"type": "task"}, Status.SENT),
     ],
 )
-def test_muting_off_duty_never_silences_tasks_or_red_warnings(
+def test_muting_off_duty_never_silences_tasks_sos_or_red_and_orange_warnings(
     off_duty_responder: Any, kind: str, data: dict[str, str], expected: str
 ) -> None:
     row = NotificationFactory(user=off_duty_responder.user, kind=kind, data=data)

@@ -589,6 +589,10 @@ EARLY_WARNINGS_IDENTIFIER_PREFIX = env.str(
 EARLY_WARNINGS_ROLE_HOLDERS_ANSWER = env.bool("EARLY_WARNINGS_ROLE_HOLDERS_ANSWER", default=True)
 # How far back the citizen's warning history reaches.
 EARLY_WARNINGS_HISTORY_DAYS = env.int("EARLY_WARNINGS_HISTORY_DAYS", default=30)
+# CAP 1.2 (docs/cap.md): the senderName of the warnings issued here, and how long an
+# imported message without <expires> stays in force.
+EARLY_WARNINGS_SENDER_NAME = env.str("EARLY_WARNINGS_SENDER_NAME", default="陕西西咸新区应急管理局")
+EARLY_WARNINGS_IMPORT_DEFAULT_HOURS = env.int("EARLY_WARNINGS_IMPORT_DEFAULT_HOURS", default=24)
 CELERY_BEAT_SCHEDULE["early-warnings-expire"] = {
     "task": "apps.early_warnings.tasks.warnings_expire_due",
     "schedule": env.float("EARLY_WARNINGS_EXPIRE_INTERVAL_SECONDS", default=15.0),

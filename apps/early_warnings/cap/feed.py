@@ -4,7 +4,8 @@ This is the "CAP index feed" CAP aggregators poll: the entry's ``link rel="alter
 of type ``application/cap+xml`` is where the alert is fetched. Pure: the caller passes
 the versions to list (the active warnings, latest version of each, as
 :class:`~apps.early_warnings.cap.mapping.WarningData`) and a function giving the absolute
-URL of each version's CAP document; the integrator wires the URLs and the view.
+URL of each version's CAP document (``apps/early_warnings/api/cap.py`` wires the URLs
+and the view).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Our warning vocabulary ↔ CAP 1.2 (the tables and their reasons: ``docs/cap.md``).
 
 Export: :func:`warning_to_alert` turns one published version of a warning, described by
-:class:`WarningData` (the integrator adapts the model to it), into an
+:class:`WarningData` (``apps.early_warnings.cap_adapter`` adapts the model to it), into an
 :class:`~apps.early_warnings.cap.model.Alert`. Import: :func:`alert_to_received` turns a
 parsed upstream alert into :class:`ReceivedWarning`, what the importer stores. Both are
 pure: no database, no clock (``sent`` is given), no network.
