@@ -217,15 +217,19 @@ async def raw_fanout(
         tokens = [t for (t,) in await (await conn.execute(TOKENS_SQL, (version_id,))).fetchall()]
         topics = [t for (t,) in await (await conn.execute(TOPICS_SQL, (version_id,))).fetchall()]
     host, port = local_target(fcm_url)
-    grant = await _post(
-        RawHttp1Connection(host, port),
-        Request(
-            "POST",
-            "/token",
-            (("Content-Type", "application/x-www-form-urlencoded"),),
-            f"grant_type={JWT_GRANT}&assertion=bench".encode(),
-        ),
-    )
+    token_conn = RawHttp1Connection(host, port)
+    try:
+        grant = await _post(
+            token_conn,
+            Request(
+                "POST",
+                "/token",
+                (("Content-Type", "application/x-www-form-urlencoded"),),
+                f"grant_type={JWT_GRANT}&assertion=bench".encode(),
+            ),
+        )
+    finally:
+        await token_conn.reset()
     bearer = json.loads(grant)["access_token"]
     if bearer != ACCESS_TOKEN:
         raise RuntimeError("the fake FCM server issued another token")
