@@ -363,7 +363,9 @@ def _drain(
     lat = result.latency
     print(
         f"  {label:<24} {result.rps:>9,.1f} req/s  p50 {lat.p50_ms:7.2f} ms  "
-        f"p99 {lat.p99_ms:7.2f} ms  n={result.requests}"
+        f"p99 {lat.p99_ms:7.2f} ms  n={result.requests}  cores["
+        + " ".join(f"{k} {v:.2f}" for k, v in result.cpu_cores.items())
+        + "]"
     )
     if errors:
         raise BenchError(
