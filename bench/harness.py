@@ -1058,6 +1058,11 @@ class BenchContext:
             )
         return result
 
+    def record(self, result: LoadResult) -> None:
+        """Add a run measured outside :meth:`load` (e.g. a finite drain) to the result."""
+        if self._state is not None:
+            self._state.runs.append(result)
+
     def calibrate(self, server: Server, path: str = "/ping") -> LoadResult:
         """The load generator's ceiling: a constant answer from a raw app, no database.
 
