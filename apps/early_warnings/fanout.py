@@ -34,7 +34,7 @@ from apps.early_warnings.models import (
     WarningVersion,
 )
 from apps.notifications.models import Kind, Priority
-from apps.notifications.services import notify_topic, notify_users, region_topic
+from apps.notifications.services import PushSpec, notify_many, notify_topic, region_topic
 from apps.realtime import events, streams
 from apps.regions.models import Region
 
@@ -153,15 +153,23 @@ def announce(
                 priority=priority,
                 region_id=region.pk,
             )
-        notify_users(
-            user_ids=person_ids,
-            kind=Kind.WARNING,
-            title=TITLES[event],
-            body=BODY,
-            args=args,
-            data=data,
-            dedupe_key_prefix=f"ew:{version.pk}:{event}:p",
-            priority=priority,
+        # Delivered in batches (NOTIFICATIONS_DELIVERY_BATCH rows per Celery message, the
+        # pushes of a batch sent at once): one message per person made a red warning to
+        # 5,000 persons take minutes (bench/README.md, warnings).
+        notify_many(
+            [
+                PushSpec(
+                    user_ids=person_ids,
+                    kind=Kind.WARNING,
+                    title=TITLES[event],
+                    body=BODY,
+                    args=args,
+                    data=data,
+                    dedupe_key_prefix=f"ew:{version.pk}:{event}:p",
+                    priority=priority,
+                )
+            ],
+            one_message=True,
         )
     payload: WarningEventPayload = {"event": event, "warning": summary(version, targets)}
     # Last in the transaction (the realtime ordering rule).

@@ -226,11 +226,15 @@ def outbox_insert(rows: list[Notification], *, one_message: bool = False) -> lis
 
 
 def enqueue_delivery_many(notification_ids: list[int]) -> None:
-    """Deliver these rows, in turn, from one Celery message sent after commit."""
+    """Deliver these rows as batches after commit: one Celery message per
+    ``NOTIFICATIONS_DELIVERY_BATCH`` rows, so a large fan-out (a warning to thousands)
+    spreads over the workers and each batch sends its pushes at once."""
     from apps.notifications import tasks
 
-    if notification_ids:
-        enqueue_on_commit(tasks.notifications_deliver_many, list(notification_ids))
+    size = max(1, int(settings.NOTIFICATIONS_DELIVERY_BATCH))
+    ids = list(notification_ids)
+    for start in range(0, len(ids), size):
+        enqueue_on_commit(tasks.notifications_deliver_many, ids[start : start + size])
 
 
 def enqueue_delivery(notification_id: int, *, countdown: float | None = None) -> None:

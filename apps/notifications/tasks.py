@@ -20,9 +20,9 @@ def notification_deliver(notification_id: int) -> str:
 
 @shared_task(ignore_result=True, acks_late=True)
 def notifications_deliver_many(notification_ids: list[int]) -> list[str]:
-    """Deliver several outbox rows in turn (a batch's SOS alarms): each is claimed on
-    its own, so a redelivered message delivers nothing twice."""
-    return [delivery.notification_deliver(notification_id=pk) for pk in notification_ids]
+    """Deliver several outbox rows as one batch (a batch's SOS alarms, a warning's
+    persons): claimed rows only, so a redelivered message delivers nothing twice."""
+    return delivery.notifications_deliver_many(notification_ids=notification_ids)
 
 
 @shared_task(ignore_result=True)

@@ -529,6 +529,9 @@ NOTIFICATIONS_PUSH_BACKEND = env.str(
     "NOTIFICATIONS_PUSH_BACKEND", default="apps.notifications.backends.ConsolePushBackend"
 )
 NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=6)
+# Rows per Celery message when many are delivered as a batch (a warning's persons, a batch
+# of SOS alarms): enough to send in parallel, small enough to spread over the workers.
+NOTIFICATIONS_DELIVERY_BATCH = env.int("NOTIFICATIONS_DELIVERY_BATCH", default=100)
 NOTIFICATIONS_RETRY_BASE_SECONDS = env.float("NOTIFICATIONS_RETRY_BASE_SECONDS", default=10.0)
 NOTIFICATIONS_RETRY_MAX_SECONDS = env.float("NOTIFICATIONS_RETRY_MAX_SECONDS", default=600.0)
 # A task push not acknowledged by the app within this long → one SMS to the responder.

@@ -84,6 +84,13 @@ class PushBackend:
     def send_to_topic(self, message: PushMessage, topic: str) -> SendResult:
         raise NotImplementedError
 
+    def send_many(
+        self, items: list[tuple[PushMessage, list[DeviceTarget]]]
+    ) -> list[list[SendResult]]:
+        """Several messages, each to its devices (a batch of the outbox): one list of
+        results per item, in order. Providers that can send many at once override it."""
+        return [self.send_to_devices(message, devices) for message, devices in items]
+
 
 class ConsolePushBackend(PushBackend):
     """Logs every push (embedded default)."""
