@@ -408,9 +408,7 @@ class WarningAdmin(WarningVersionAdmin):
             {"act": ACTS_BY_NAME[name], "url": self._act_url(version, name)}
             for name in self.allowed(request, version)
         ]
-        versions = list(
-            WarningVersion.objects.filter(chain=version.chain).order_by("number", "id")
-        )
+        versions = list(WarningVersion.objects.filter(chain=version.chain).order_by("number", "id"))
         timeline = list(
             WarningTimelineEntry.objects.filter(chain=version.chain)
             .select_related("actor", "version")
@@ -513,7 +511,9 @@ class WarningAdmin(WarningVersionAdmin):
                 return self._done(request, act, result)
         return self._render_action(request, version, act, form)
 
-    def _content_action(self, request: HttpRequest, version: WarningVersion, act: Act) -> HttpResponse:
+    def _content_action(
+        self, request: HttpRequest, version: WarningVersion, act: Act
+    ) -> HttpResponse:
         """edit (a draft) and update (a published warning): the compose form, pre-filled."""
         user = request.user
         context = {
@@ -573,9 +573,8 @@ class WarningAdmin(WarningVersionAdmin):
 
     def _done(self, request: HttpRequest, act: Act, result: WarningVersion) -> HttpResponse:
         self.message_user(request, act.done, messages.SUCCESS)
-        if result.status == WarningStatus.PUBLISHED and act.name in ("update", "cancel"):
-            self.message_user(request, _("Published at once: you approved the warning in force."))
-        elif result.status == WarningStatus.CANCELLED and act.name == "cancel":
+        published = result.status == WarningStatus.PUBLISHED and act.name == "update"
+        if published or (result.status == WarningStatus.CANCELLED and act.name == "cancel"):
             self.message_user(request, _("Published at once: you approved the warning in force."))
         return HttpResponseRedirect(self._page_url(result))
 

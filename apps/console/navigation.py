@@ -141,9 +141,7 @@ def sidebar(request: HttpRequest) -> list[dict[str, Any]]:
                 _item(
                     _("Awaiting approval"),
                     "approval",
-                    _changelist(
-                        "early_warnings.warningversion", status__exact="pending_approval"
-                    ),
+                    _changelist("early_warnings.warningversion", status__exact="pending_approval"),
                     _may_warning("early_warnings.view_warningversion", "WARNING_APPROVE"),
                 ),
                 _item(

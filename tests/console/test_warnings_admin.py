@@ -23,9 +23,14 @@ from apps.early_warnings.models import (
 from apps.notifications.models import Notification
 from apps.realtime.models import Event
 from tests.console.conftest import ZH, client_for, messages_of
-from tests.early_warnings.conftest import Cast, _fresh_policy_cache, cast  # noqa: F401
+from tests.early_warnings import conftest as ew
+from tests.early_warnings.conftest import Cast
 
 pytestmark = pytest.mark.django_db
+
+# The early-warnings cast (a real-shaped tree with someone at every tier), shared.
+cast = ew.cast
+_fresh_policy_cache = ew._fresh_policy_cache
 
 FMT = "%Y-%m-%dT%H:%M"
 
@@ -96,7 +101,8 @@ def kinds(version: WarningVersion) -> list[str]:
 def test_the_compose_page_offers_the_users_regions_as_a_tree_and_a_map(cast: Cast) -> None:
     html = client_for(cast.town_operator).get(ADD, **ZH).content.decode()
 
-    assert 'id="xc-tree"' in html and 'id="xc-target-map"' in html
+    assert 'id="xc-tree"' in html
+    assert 'id="xc-target-map"' in html
     assert f'value="{cast.sanqiao.code}"' in html
     assert f'value="{cast.tree.fengdong.code}"' in html
     assert f'value="{cast.tree.fengxi.code}"' not in html  # not theirs
@@ -111,7 +117,8 @@ def test_compose_and_submit_creates_a_draft_through_the_service_and_submits_it(
     )
 
     version = WarningVersion.objects.get()
-    assert response.status_code == 302 and response["Location"] == page(version)
+    assert response.status_code == 302
+    assert response["Location"] == page(version)
     assert version.status == WarningStatus.PENDING_APPROVAL
     assert [t.region_id for t in version.targets.all()] == [cast.sanqiao.pk]
     assert kinds(version) == [TimelineKind.CREATED, TimelineKind.SUBMITTED]
@@ -148,7 +155,8 @@ def test_the_page_names_the_approval_rule_and_hides_approve_from_the_author(cast
     assert 'data-action="approve"' not in html  # four eyes
     assert 'id="xc-timeline"' in html
     other = client_for(cast.town_operator2).get(page(version), **ZH).content.decode()
-    assert 'data-action="approve"' in other and 'data-action="reject"' in other
+    assert 'data-action="approve"' in other
+    assert 'data-action="reject"' in other
 
 
 def test_approve_publishes_through_the_service_with_events_and_pushes(cast: Cast) -> None:
@@ -157,12 +165,14 @@ def test_approve_publishes_through_the_service_with_events_and_pushes(cast: Cast
     client = client_for(cast.town_operator2)
 
     confirm_page = client.get(act(version, "approve"), **ZH)
-    assert confirm_page.status_code == 200 and 'data-action="approve"' in confirm_page.content.decode()
+    assert confirm_page.status_code == 200
+    assert 'data-action="approve"' in confirm_page.content.decode()
     response = client.post(act(version, "approve"), {"confirm": "on"}, **ZH)
 
     version.refresh_from_db()
     assert response.status_code == 302
-    assert version.status == WarningStatus.PUBLISHED and version.approved_by == cast.town_operator2
+    assert version.status == WarningStatus.PUBLISHED
+    assert version.approved_by == cast.town_operator2
     assert kinds(version)[-1] == TimelineKind.APPROVED
     assert Event.objects.filter(kind="warning.published").exists()
     assert Notification.objects.filter(dedupe_key__startswith=f"ew:{version.pk}:").exists()
@@ -176,7 +186,8 @@ def test_approve_without_the_confirmation_does_nothing(cast: Cast) -> None:
     response = client_for(cast.town_operator2).post(act(version, "approve"), {}, **ZH)
 
     version.refresh_from_db()
-    assert response.status_code == 200 and version.status == WarningStatus.PENDING_APPROVAL
+    assert response.status_code == 200
+    assert version.status == WarningStatus.PENDING_APPROVAL
 
 
 def test_the_author_approving_gets_the_services_refusal_as_a_message(cast: Cast) -> None:
@@ -198,7 +209,8 @@ def test_the_street_operator_is_refused_by_the_rule_with_a_message(cast: Cast) -
     response = client_for(cast.street_operator).post(act(version, "approve"), {"confirm": "on"})
 
     version.refresh_from_db()
-    assert response.status_code == 200 and version.status == WarningStatus.PENDING_APPROVAL
+    assert response.status_code == 200
+    assert version.status == WarningStatus.PENDING_APPROVAL
     assert messages_of(response)
 
 
@@ -213,9 +225,11 @@ def test_reject_needs_a_reason_and_writes_it_on_the_timeline(cast: Cast) -> None
     client.post(act(version, "reject"), {"confirm": "on", "reason": "范围不对"})
 
     version.refresh_from_db()
-    assert version.status == WarningStatus.DRAFT and version.rejection_reason == "范围不对"
+    assert version.status == WarningStatus.DRAFT
+    assert version.rejection_reason == "范围不对"
     entry = WarningTimelineEntry.objects.filter(chain_id=version.chain_id).latest("id")
-    assert entry.kind == TimelineKind.REJECTED and entry.reason == "范围不对"
+    assert entry.kind == TimelineKind.REJECTED
+    assert entry.reason == "范围不对"
 
 
 def test_out_of_scope_warnings_do_not_exist_for_the_user(cast: Cast) -> None:
@@ -249,15 +263,18 @@ def test_update_is_prefilled_from_the_live_version_and_publishes_for_its_approve
     client = client_for(cast.town_operator2)
 
     form = client.get(act(live, "update"), **ZH).content.decode()
-    assert live.title in form and f'value="{cast.sanqiao.code}" checked' in form
+    assert live.title in form
+    assert f'value="{cast.sanqiao.code}" checked' in form
     data = compose_data([cast.sanqiao.code], title="暴雨黄色预警", level="yellow")
     data["onset"] = timezone.localtime(live.onset).strftime(FMT)
     data["expires"] = timezone.localtime(live.expires).strftime(FMT)
     response = client.post(act(live, "update"), data)
 
     new = WarningVersion.objects.get(chain=live.chain, number=2)
-    assert response.status_code == 302 and response["Location"] == page(new)
-    assert new.status == WarningStatus.PUBLISHED and new.level == "yellow"  # its approver
+    assert response.status_code == 302
+    assert response["Location"] == page(new)
+    assert new.status == WarningStatus.PUBLISHED
+    assert new.level == "yellow"  # its approver
     live.refresh_from_db()
     assert live.status == WarningStatus.SUPERSEDED
     assert TimelineKind.UPDATED in kinds(live)
@@ -273,14 +290,17 @@ def test_cancel_by_another_composer_waits_for_approval(cast: Cast) -> None:
 
     cancel = WarningVersion.objects.get(chain=live.chain, number=2)
     assert response.status_code == 302
-    assert cancel.msg_type == "cancel" and cancel.status == WarningStatus.PENDING_APPROVAL
+    assert cancel.msg_type == "cancel"
+    assert cancel.status == WarningStatus.PENDING_APPROVAL
     entry = WarningTimelineEntry.objects.filter(chain_id=live.chain_id).latest("id")
-    assert entry.kind == TimelineKind.CANCEL_REQUESTED and entry.reason == "雨停了"
+    assert entry.kind == TimelineKind.CANCEL_REQUESTED
+    assert entry.reason == "雨停了"
     # A second one is refused by the service (one at a time), shown as a message.
     again = client_for(cast.town_operator).post(
         act(live, "cancel"), {"confirm": "on", "reason": "再来"}
     )
-    assert again.status_code == 200 and messages_of(again)
+    assert again.status_code == 200
+    assert messages_of(again)
 
 
 def test_a_liaison_is_refused_every_action_with_a_message(cast: Cast) -> None:
@@ -294,7 +314,8 @@ def test_a_liaison_is_refused_every_action_with_a_message(cast: Cast) -> None:
     html = client.get(page(live), **ZH).content.decode()
     assert 'data-action="' not in html
     response = client.post(act(live, "cancel"), {"confirm": "on", "reason": "x"})
-    assert response.status_code == 302 and messages_of(response)
+    assert response.status_code == 302
+    assert messages_of(response)
     assert WarningVersion.objects.filter(chain=live.chain).count() == 1
 
 
@@ -308,10 +329,12 @@ def test_the_ack_board_shows_answered_and_silent_people(cast: Cast) -> None:
 
     data = client.get(acks(live)).json()
     by_user = {row["user_id"]: row for row in data["rows"]}
-    assert by_user[cast.grid.pk]["acked"] and by_user[cast.grid.pk]["channel"]
+    assert by_user[cast.grid.pk]["acked"]
+    assert by_user[cast.grid.pk]["channel"]
     assert not by_user[cast.roster_person.pk]["acked"]
     assert by_user[cast.roster_person.pk]["silent_for"] is not None
-    assert data["acked"] == 1 and data["silent"] == data["total"] - 1
+    assert data["acked"] == 1
+    assert data["silent"] == data["total"] - 1
     assert data["rows"][0]["acked"] is False  # the silent first
 
     html = client.get(page(live), **ZH).content.decode()
