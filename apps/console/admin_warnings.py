@@ -401,8 +401,8 @@ class WarningAdmin(WarningVersionAdmin):
         version = self._version(request, object_id)
         if version is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_view_permission(request, version):
-            raise PermissionDenied
+        if not self.has_view_permission(request, version) or request.method != "GET":
+            raise PermissionDenied  # read-only: every change is an action (act/<action>/)
         user = request.user
         buttons = [
             {"act": ACTS_BY_NAME[name], "url": self._act_url(version, name)}
