@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 from unfold.admin import ModelAdmin
 
-from apps.console import admin_incidents, admin_reports, board  # noqa: F401 (registers)
+from apps.console import admin_incidents, admin_reports, admin_warnings, board  # noqa: F401 (registers)
 from apps.console.map import map_data, map_page
 from apps.console.models import DutyDesk
 

@@ -24,3 +24,9 @@ class ConsoleConfig(AppConfig):
         from apps.console.map_layers import register_console_layers
 
         register_console_layers()
+
+        # Early warnings in force, coloured by level (apps/console/warning_layer.py).
+        from apps.console.warning_layer import WARNING_LAYER
+        from apps.regions import map_layers
+
+        map_layers.register(WARNING_LAYER)

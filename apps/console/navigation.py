@@ -122,6 +122,43 @@ def sidebar(request: HttpRequest) -> list[dict[str, Any]]:
             ],
         },
         {
+            "title": _("Early warnings"),
+            "separator": True,
+            "collapsible": True,
+            "items": [
+                _item(
+                    _("Warnings"),
+                    "warning",
+                    _changelist("early_warnings.warningversion"),
+                    _may_warning("early_warnings.view_warningversion", "WARNING_READ"),
+                ),
+                _item(
+                    _("Compose a warning"),
+                    "edit_note",
+                    reverse_lazy("admin:early_warnings_warningversion_add"),
+                    _may_warning("early_warnings.view_warningversion", "WARNING_COMPOSE"),
+                ),
+                _item(
+                    _("Awaiting approval"),
+                    "approval",
+                    _changelist("early_warnings.warningversion", status__exact="pending_approval"),
+                    _may_warning("early_warnings.view_warningversion", "WARNING_APPROVE"),
+                ),
+                _item(
+                    _("Responsible persons"),
+                    "contact_phone",
+                    _changelist("early_warnings.responsibleperson"),
+                    can("early_warnings.view_responsibleperson"),
+                ),
+                _item(
+                    _("Approval rules"),
+                    "rule",
+                    _changelist("early_warnings.approvalrule"),
+                    can("early_warnings.view_approvalrule"),
+                ),
+            ],
+        },
+        {
             "title": _("Teams"),
             "separator": True,
             "collapsible": True,
@@ -203,6 +240,19 @@ def sidebar(request: HttpRequest) -> list[dict[str, Any]]:
             ],
         },
     ]
+
+
+def _may_warning(perm: str, capability: str) -> Callable[[HttpRequest], bool]:
+    """The page's permission and the warning capability somewhere in the tree."""
+
+    def check(request: HttpRequest) -> bool:
+        from apps.accounts.permissions import Capability, can_somewhere
+
+        return request.user.has_perm(perm) and can_somewhere(
+            request.user, getattr(Capability, capability)
+        )
+
+    return check
 
 
 def _may_add_incident(request: HttpRequest) -> bool:

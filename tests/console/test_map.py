@@ -144,7 +144,13 @@ def test_the_layer_control_lists_every_console_layer_with_its_legend(world: TwoT
     for colour in SEVERITY_COLOURS.values():
         assert f'data-colour="{colour}"' in html
     config = config_of(html)
-    assert [layer["key"] for layer in config["layers"]] == ["regions", "heat", "teams", "incidents"]
+    assert [layer["key"] for layer in config["layers"]] == [
+        "regions",
+        "heat",
+        "warnings",  # apps/console/warning_layer.py
+        "teams",
+        "incidents",
+    ]
     assert config["layers"][-1]["url"] == data_url("incidents")
     assert config["tiles"] is None
 
