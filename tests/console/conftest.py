@@ -8,10 +8,12 @@ SLA policies are the seeded ones, so the actions start and stop real clocks.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
@@ -21,6 +23,8 @@ from apps.sla.policies import policies_invalidate
 from apps.sla.services.seed import policies_load_fixture
 from tests.dispatch.task_support import Scene
 from tests.factories.accounts import StaffUserFactory
+from tests.support import browser as chrome
+from tests.support import servers
 
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-hans"}
 
@@ -74,3 +78,33 @@ def messages_of(response: Any) -> list[str]:
 
 def region_events(scene: Scene) -> int:
     return Event.objects.filter(stream=f"region.{scene.street.code}").count()
+
+
+# --- Real-browser tests (test_browser_*.py) ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    chrome.chromium_executable()  # fail (CI) or skip before collecting anything
+    return chrome.collect_static(tmp_path_factory.mktemp("static"))
+
+
+@pytest.fixture
+def browser(static_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are
+    # plain blocking ones between browser steps (Django refuses them by default).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with chrome.chromium() as launched:
+        try:
+            yield launched
+        finally:
+            # The ORM's connection opened while Playwright's loop ran is its own (Django
+            # keeps connections per async context): close it here, or the test database
+            # cannot be dropped at the end of the session.
+            connections.close_all()
+
+
+@pytest.fixture
+def server(e2e_env: dict[str, str], e2e_worker: Any, static_root: Path) -> Iterator[str]:
+    with servers.asgi_server({**e2e_env, "DJANGO_STATIC_ROOT": str(static_root)}) as base:
+        yield base

@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from django.db import connections
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.accounts.models import Role
@@ -39,7 +36,6 @@ from tests.factories.accounts import CitizenFactory, DeviceFactory, StaffUserFac
 from tests.factories.dispatch import TeamFactory, TeamMemberFactory
 from tests.factories.incidents import CategoryFactory
 from tests.support import browser as chrome
-from tests.support import servers
 from tests.support.fake_fcm import FakeFcm
 
 pytestmark = [
@@ -52,33 +48,6 @@ pytestmark = [
 SANQIAO = (34.276, 108.85)  # 三桥街道, 沣东新城
 RESPONDER_PHONE = "fcm-token-of-the-sanqiao-responder"
 WAIT_MS = 15_000  # the longest any page may take to show what another process did
-
-
-@pytest.fixture(scope="session")
-def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    chrome.chromium_executable()  # fail (CI) or skip before collecting anything
-    return chrome.collect_static(tmp_path_factory.mktemp("static"))
-
-
-@pytest.fixture
-def browser(static_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are
-    # plain blocking ones between browser steps (Django refuses them by default).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with chrome.chromium() as launched:
-        try:
-            yield launched
-        finally:
-            # The ORM's connection opened while Playwright's loop ran is its own (Django
-            # keeps connections per async context): close it here, or the test database
-            # cannot be dropped at the end of the session.
-            connections.close_all()
-
-
-@pytest.fixture
-def server(e2e_env: dict[str, str], e2e_worker: Any, static_root: Path) -> Iterator[str]:
-    with servers.asgi_server({**e2e_env, "DJANGO_STATIC_ROOT": str(static_root)}) as base:
-        yield base
 
 
 class World:

@@ -23,7 +23,7 @@ from apps.regions.models import Region
 from apps.regions.services import regions_load_fixture
 from apps.sla.policies import policies_invalidate
 from apps.sla.services.seed import policies_load_fixture
-from tests.console.test_browser_e2e import browser, server, static_root, wait_for_push  # noqa: F401
+from tests.console.test_browser_e2e import wait_for_push
 from tests.factories.accounts import CitizenFactory, DeviceFactory, StaffUserFactory
 from tests.support import browser as chrome
 from tests.support.fake_fcm import FakeFcm
@@ -47,8 +47,8 @@ def confirm(page: Any) -> None:
 
 
 def test_a_warning_is_composed_approved_and_answered_on_a_live_board(
-    server: str,  # noqa: F811
-    browser: Any,  # noqa: F811
+    server: str,
+    browser: Any,
     fcm: FakeFcm,
 ) -> None:
     from playwright.sync_api import expect

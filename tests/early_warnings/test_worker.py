@@ -25,8 +25,8 @@ from apps.notifications.models import Channel, Kind, Notification
 from apps.sla.models import Escalation, SlaClock, SlaKind
 from tests.early_warnings.conftest import Cast
 from tests.factories.early_warnings import published
-from tests.sla import test_crash
 from tests.sla.test_crash import Process, _beat, _worker
+from tests.support import servers
 
 pytestmark = [
     pytest.mark.services,
@@ -38,7 +38,7 @@ pytestmark = [
 @pytest.fixture
 def worker_env(tmp_path: Path) -> dict[str, str]:
     """The SLA crash test's environment; delivery on the sweep's queue too."""
-    env = test_crash.celery_env.__wrapped__(tmp_path)  # type: ignore[attr-defined]
+    env = servers.sla_worker_env(tmp_path)
     return {**env, "CELERY_TASK_DEFAULT_QUEUE": env["SLA_SWEEP_QUEUE"]}
 
 

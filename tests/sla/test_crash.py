@@ -30,7 +30,6 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.conf import settings
 from django.utils import timezone
 
 from apps.incidents.services.sla import on_incident_accepted
@@ -100,22 +99,7 @@ class Process:
 
 @pytest.fixture
 def celery_env(tmp_path: Path) -> dict[str, str]:
-    redis_url = settings.TEST_REDIS_URL
-    queue = f"sla-crash-{uuid.uuid4().hex[:8]}"
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
-        "DJANGO_SETTINGS_MODULE": "xixian_ems.settings.local",
-        "DJANGO_DEBUG": "false",
-        "DATABASE_URL": servers.test_database_url(),
-        "REDIS_URL": redis_url,
-        "CELERY_BROKER_URL": redis_url,
-        "SLA_SWEEP_QUEUE": queue,
-        "SLA_SWEEP_INTERVAL_SECONDS": "0.5",
-        "SLA_SWEEP_TIME_BUDGET_SECONDS": "30",
-        "XEMS_VAR_DIR": str(tmp_path / "var"),
-        "LOG_LEVEL": "INFO",
-        "NOTIFICATIONS_PUSH_BACKEND": "apps.notifications.backends.ConsolePushBackend",
-    }
+    return servers.sla_worker_env(tmp_path)
 
 
 @pytest.fixture
